@@ -1,0 +1,37 @@
+"""jaxcnn: convolutional networks as pure JAX functions over parameter dicts.
+
+Activations are NHWC, conv kernels HWIO. Every layer is a pure function
+`(params, x, *, options) -> y` with an `init_*` companion that builds `params`.
+"""
+
+from jax.nn import relu, sigmoid, softmax, tanh
+
+from jaxcnn.conv import conv2d, conv2d_patches, corr2d, extract_patches
+from jaxcnn.dense import dense, flatten
+from jaxcnn.geometry import DIMENSION_NUMBERS, IMAGE_LAYOUT, KERNEL_LAYOUT
+from jaxcnn.init import INITIALIZERS, get_initializer, init_conv2d, init_dense
+from jaxcnn.pool import avg_pool2d, max_pool2d
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DIMENSION_NUMBERS",
+    "IMAGE_LAYOUT",
+    "INITIALIZERS",
+    "KERNEL_LAYOUT",
+    "avg_pool2d",
+    "conv2d",
+    "conv2d_patches",
+    "corr2d",
+    "dense",
+    "extract_patches",
+    "flatten",
+    "get_initializer",
+    "init_conv2d",
+    "init_dense",
+    "max_pool2d",
+    "relu",
+    "sigmoid",
+    "softmax",
+    "tanh",
+]

@@ -1,0 +1,198 @@
+"""2-D convolution (cross-correlation, as in deep learning) three ways.
+
+- `corr2d`: the lecture's loops — multiply elementwise, then sum — over one
+  single-channel 2-D array. For teaching and as the naive benchmark baseline.
+- `conv2d`: batched, multi-channel, through `jax.lax.conv_general_dilated`.
+- `conv2d_patches`: the same semantics written by hand: cut the padded input
+  into patches with strided slices (im2col) and do one matrix product.
+
+Images are NHWC, kernels HWIO: `(kh, kw, in_channels // groups, out_channels)`.
+Parameters are `{"kernel": ..., "bias": ...}`; `"bias"` is optional.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxcnn.geometry import (
+    DIMENSION_NUMBERS,
+    Geometry,
+    IntPair,
+    Padding,
+    as_image_batch,
+    window_geometry,
+)
+
+Params = Mapping[str, jax.Array]
+
+
+def corr2d(x: jax.Array, kernel: jax.Array) -> jax.Array:
+    """The lecture's 2-D cross-correlation, one output pixel at a time.
+
+    `y[i, j] = sum(x[i:i + kh, j:j + kw] * kernel)` — no padding, stride 1.
+    Python loops: under `jax.jit` they unroll, so keep it to small arrays.
+
+    Args:
+      x: a 2-D array `(h, w)`.
+      kernel: a 2-D array `(kh, kw)`, no larger than `x`.
+
+    Returns:
+      `(h - kh + 1, w - kw + 1)`.
+    """
+    x, kernel = jnp.asarray(x), jnp.asarray(kernel)
+    if x.ndim != 2 or kernel.ndim != 2:
+        raise ValueError(f"`x` and `kernel` must be 2-D, got shapes {x.shape} and {kernel.shape}")
+    (h, w), (kh, kw) = x.shape, kernel.shape
+    if kh > h or kw > w:
+        raise ValueError(f"`kernel` {kernel.shape} is larger than `x` {x.shape}")
+    y = jnp.zeros((h - kh + 1, w - kw + 1), jnp.result_type(x, kernel))
+    for i in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            y = y.at[i, j].set(jnp.sum(x[i : i + kh, j : j + kw] * kernel))
+    return y
+
+
+def _check_conv(
+    params: Params,
+    x: jax.Array,
+    stride: IntPair,
+    padding: Padding,
+    dilation: IntPair,
+    groups: int,
+) -> tuple[jax.Array, jax.Array | None, jax.Array, bool, Geometry]:
+    """Validates a conv call; returns kernel, bias, NHWC x, unbatch flag, geometry."""
+    if not isinstance(params, Mapping) or "kernel" not in params:
+        got = sorted(params) if isinstance(params, Mapping) else type(params).__name__
+        raise ValueError(
+            f"`params` must be a dict with a 'kernel' (kh, kw, in/groups, out) "
+            f"and optional 'bias' (out,), got {got}"
+        )
+    kernel, bias = params["kernel"], params.get("bias")
+    if kernel.ndim != 4:
+        raise ValueError(
+            f"`params['kernel']` must be 4-D HWIO (kh, kw, in_channels // groups, "
+            f"out_channels), got shape {kernel.shape}"
+        )
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(f"`groups` must be a positive int, got {groups!r}")
+    x, unbatched = as_image_batch(x)
+    kh, kw, group_in, out_channels = kernel.shape
+    in_channels = x.shape[-1]
+    if in_channels % groups:
+        raise ValueError(
+            f"`x` has {in_channels} channels, which `groups` (={groups}) does not divide"
+        )
+    if out_channels % groups:
+        raise ValueError(
+            f"`params['kernel']` has {out_channels} output channels, "
+            f"which `groups` (={groups}) does not divide"
+        )
+    if in_channels != group_in * groups:
+        raise ValueError(
+            f"`x` has {in_channels} channels but the kernel expects "
+            f"{group_in} * groups ({groups}) = {group_in * groups}"
+        )
+    if bias is not None and bias.shape != (out_channels,):
+        raise ValueError(f"`params['bias']` must have shape ({out_channels},), got {bias.shape}")
+    geom = window_geometry(x.shape[1:3], (kh, kw), stride, padding, dilation, window_name="kernel")
+    return kernel, bias, x, unbatched, geom
+
+
+def _finish(y: jax.Array, bias: jax.Array | None, unbatched: bool) -> jax.Array:
+    if bias is not None:
+        y = y + bias
+    return y[0] if unbatched else y
+
+
+def conv2d(
+    params: Params,
+    x: jax.Array,
+    *,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+) -> jax.Array:
+    """2-D convolution through `jax.lax.conv_general_dilated`.
+
+    Args:
+      params: `{"kernel": (kh, kw, in_channels // groups, out_channels),
+        "bias": (out_channels,)}`; `"bias"` may be absent.
+      x: NHWC input `(n, h, w, in_channels)`, or one HWC image.
+      stride: an int or `(sh, sw)`.
+      padding: an int, `(ph, pw)`, `((top, bottom), (left, right))`, `"SAME"`
+        or `"VALID"` (see `jaxcnn.geometry.pad_pairs`).
+      dilation: kernel dilation, an int or `(dh, dw)`.
+      groups: split the channels into this many independent groups.
+
+    Returns:
+      NHWC `(n, out_h, out_w, out_channels)` (HWC for an HWC input), where
+      `out = (in + pad_lo + pad_hi - (k - 1) * d - 1) // s + 1`.
+    """
+    kernel, bias, x, unbatched, geom = _check_conv(params, x, stride, padding, dilation, groups)
+    y = lax.conv_general_dilated(
+        x,
+        kernel,
+        window_strides=geom.stride,
+        padding=geom.padding,
+        rhs_dilation=geom.dilation,
+        dimension_numbers=DIMENSION_NUMBERS,
+        feature_group_count=groups,
+    )
+    return _finish(y, bias, unbatched)
+
+
+def extract_patches(x: jax.Array, geom: Geometry) -> jax.Array:
+    """Cuts a padded NHWC batch into the windows a kernel sees (im2col).
+
+    Args:
+      x: NHWC `(n, h, w, c)`.
+      geom: the window's geometry (see `jaxcnn.geometry.window_geometry`).
+
+    Returns:
+      `(n, out_h, out_w, kh * kw, c)`: `patches[b, i, j, p * kw + q]` is the
+      input pixel under kernel tap `(p, q)` for output pixel `(i, j)`.
+    """
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = (
+        geom.window,
+        geom.stride,
+        geom.dilation,
+        geom.out_hw,
+    )
+    x = jnp.pad(x, ((0, 0), *geom.padding, (0, 0)))
+    taps = [
+        x[:, p * dh : p * dh + (oh - 1) * sh + 1 : sh, q * dw : q * dw + (ow - 1) * sw + 1 : sw]
+        for p in range(kh)
+        for q in range(kw)
+    ]
+    return jnp.stack(taps, axis=3)
+
+
+def conv2d_patches(
+    params: Params,
+    x: jax.Array,
+    *,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+) -> jax.Array:
+    """`conv2d` written as patch extraction and one matrix product.
+
+    Each output pixel is the dot product of its input patch (kh * kw * in
+    values) with each filter: `y[b, i, j, o] = sum_{p,q,c} patch[b, i, j, p, q, c]
+    * kernel[p, q, c, o]`, computed for all pixels at once with `einsum`. No
+    `lax.conv*` primitive is used. Arguments, shapes and errors as `conv2d`.
+    """
+    kernel, bias, x, unbatched, geom = _check_conv(params, x, stride, padding, dilation, groups)
+    kh, kw, group_in, out_channels = kernel.shape
+    patches = extract_patches(x, geom)  # (n, oh, ow, kh*kw, c)
+    n, oh, ow, taps, _ = patches.shape
+    patches = patches.reshape(n, oh, ow, taps, groups, group_in)
+    kernel = kernel.reshape(taps, group_in, groups, out_channels // groups)
+    y = jnp.einsum("nhwtgc,tcgo->nhwgo", patches, kernel)
+    return _finish(y.reshape(n, oh, ow, out_channels), bias, unbatched)

@@ -1,0 +1,96 @@
+"""Max and average pooling over NHWC images.
+
+As in the lecture and PyTorch, `stride` defaults to the window, so windows
+tile the image without overlap. Windows, strides and padding follow the same
+rules as convolution (`jaxcnn.geometry`).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jaxcnn.geometry import Geometry, IntPair, Padding, as_image_batch, window_geometry
+
+
+def _pool_geometry(
+    x: jax.Array, window: IntPair, stride: IntPair | None, padding: Padding
+) -> tuple[jax.Array, bool, Geometry]:
+    x, unbatched = as_image_batch(x)
+    geom = window_geometry(x.shape[1:3], window, window if stride is None else stride, padding)
+    for k, pads in zip(geom.window, geom.padding):
+        if max(pads) >= k:
+            # Such a window could hold padding alone, which has no max or mean.
+            raise ValueError(
+                f"`padding` {padding!r} must be smaller than `window` {geom.window} "
+                f"on each side, got {geom.padding}"
+            )
+    return x, unbatched, geom
+
+
+def _reduce(x: jax.Array, init: float, op, geom: Geometry) -> jax.Array:
+    return lax.reduce_window(
+        x,
+        np.array(init, x.dtype),  # a concrete identity lets JAX pick a differentiable reducer
+        op,
+        window_dimensions=(1, *geom.window, 1),
+        window_strides=(1, *geom.stride, 1),
+        padding=((0, 0), *geom.padding, (0, 0)),
+    )
+
+
+def max_pool2d(
+    x: jax.Array,
+    window: IntPair,
+    *,
+    stride: IntPair | None = None,
+    padding: Padding = 0,
+) -> jax.Array:
+    """The largest value in each window; padded pixels count as -inf.
+
+    Args:
+      x: NHWC `(n, h, w, c)`, or one HWC image.
+      window: an int or `(wh, ww)`.
+      stride: an int or `(sh, sw)`; defaults to `window`.
+      padding: any form `conv2d` takes, each side smaller than the window.
+
+    Returns:
+      NHWC `(n, out_h, out_w, c)`, `out = (in + pad_lo + pad_hi - k) // s + 1`.
+    """
+    x, unbatched, geom = _pool_geometry(x, window, stride, padding)
+    y = _reduce(x, -jnp.inf, lax.max, geom)
+    return y[0] if unbatched else y
+
+
+def avg_pool2d(
+    x: jax.Array,
+    window: IntPair,
+    *,
+    stride: IntPair | None = None,
+    padding: Padding = 0,
+    count_include_pad: bool = True,
+) -> jax.Array:
+    """The mean of each window.
+
+    Args:
+      x: NHWC `(n, h, w, c)`, or one HWC image.
+      window: an int or `(wh, ww)`.
+      stride: an int or `(sh, sw)`; defaults to `window`.
+      padding: any form `conv2d` takes, each side smaller than the window;
+        padded pixels are zeros.
+      count_include_pad: divide by the full window size (True, PyTorch's
+        default) or by the number of real pixels in each window (False).
+
+    Returns:
+      NHWC `(n, out_h, out_w, c)`, sizes as `max_pool2d`.
+    """
+    x, unbatched, geom = _pool_geometry(x, window, stride, padding)
+    sums = _reduce(x, 0, lax.add, geom)
+    if count_include_pad:
+        y = sums / (geom.window[0] * geom.window[1])
+    else:
+        ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
+        y = sums / _reduce(ones, 0, lax.add, geom)
+    return y[0] if unbatched else y

@@ -1,0 +1,320 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import reference
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.test_util import check_grads
+
+import jaxcnn
+
+CONVS = [jaxcnn.conv2d, jaxcnn.conv2d_patches]
+
+# The lecture's worked example (d2l): a 3x3 image and a 2x2 kernel.
+X = np.array([[1, 1, 1], [1, 0, 0], [1, 1, 0]], np.float32)
+K = np.array([[1, 1], [-1, -1]], np.float32)
+
+
+def as_params(kernel_2d):
+    return {"kernel": jnp.asarray(kernel_2d)[:, :, None, None]}
+
+
+def as_image(x_2d):
+    return jnp.asarray(x_2d)[None, :, :, None]
+
+
+def test_corr2d_lecture_example():
+    # Hand-computed: [[1+1-1-0, 1+1-0-0], [1+0-1-1, 0+0-1-0]].
+    np.testing.assert_array_equal(jaxcnn.corr2d(X, K), [[1, 2], [-1, -1]])
+
+
+@pytest.mark.parametrize("conv", CONVS)
+def test_conv_lecture_example(conv):
+    y = conv(as_params(K), as_image(X))
+    np.testing.assert_array_equal(y[0, :, :, 0], [[1, 2], [-1, -1]])
+
+
+@pytest.mark.parametrize("conv", CONVS)
+@pytest.mark.parametrize(
+    "padding, expected",
+    [
+        # The lecture's one-sided paddings of the 3x3 image, then padding on all sides.
+        (((1, 0), (1, 0)), [[0, 0, 0, 0], [0, 1, 1, 1], [0, 1, 0, 0], [0, 1, 1, 0]]),
+        (((0, 1), (0, 1)), [[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]]),
+        (
+            1,
+            [
+                [0, 0, 0, 0, 0],
+                [0, 1, 1, 1, 0],
+                [0, 1, 0, 0, 0],
+                [0, 1, 1, 0, 0],
+                [0, 0, 0, 0, 0],
+            ],
+        ),
+    ],
+)
+def test_lecture_padding(conv, padding, expected):
+    identity = np.ones((1, 1), np.float32)  # a 1x1 kernel of 1 shows the padded image
+    y = conv(as_params(identity), as_image(X), padding=padding)
+    np.testing.assert_array_equal(y[0, :, :, 0], expected)
+
+
+# The lecture's padded 5x5 with a 3x3 kernel: top row minus middle row of each window.
+K3 = np.array([[1, 1, 1], [-1, -1, -1], [0, 0, 0]], np.float32)
+STRIDE_1 = [[-2, -3, -2], [1, 2, 2], [-1, -1, -1]]  # computed by hand
+
+
+@pytest.mark.parametrize("conv", CONVS)
+@pytest.mark.parametrize("stride, expected", [(1, STRIDE_1), (2, [[-2, -2], [-1, -1]])])
+def test_lecture_stride(conv, stride, expected):
+    y = conv(as_params(K3), as_image(X), padding=1, stride=stride)
+    np.testing.assert_array_equal(y[0, :, :, 0], expected)
+
+
+PADDING_FORMS = st.sampled_from(["int", "pair", "pairs", "SAME", "VALID"])
+
+
+@st.composite
+def conv_cases(draw):
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    cin = groups * draw(st.integers(1, 2))
+    cout = groups * draw(st.integers(1, 2))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    form = draw(PADDING_FORMS)
+    pads = [draw(st.integers(0, 2)) for _ in range(4)]
+    padding = {
+        "int": pads[0],
+        "pair": (pads[0], pads[1]),
+        "pairs": ((pads[0], pads[1]), (pads[2], pads[3])),
+        "SAME": "SAME",
+        "VALID": "VALID",
+    }[form]
+    ext_h, ext_w = (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1
+    h = draw(st.integers(ext_h, ext_h + 6))
+    w = draw(st.integers(ext_w, ext_w + 6))
+    batch = draw(st.integers(1, 2))
+    use_bias = draw(st.booleans())
+    seed = draw(st.integers(0, 2**16))
+    return dict(
+        shape=(batch, h, w, cin),
+        kernel=(kh, kw, cin // groups, cout),
+        stride=stride,
+        dilation=dilation,
+        padding=padding,
+        groups=groups,
+        use_bias=use_bias,
+        seed=seed,
+    )
+
+
+def make_case(case):
+    rng = np.random.default_rng(case["seed"])
+    x = rng.standard_normal(case["shape"]).astype(np.float32)
+    params = {"kernel": rng.standard_normal(case["kernel"]).astype(np.float32)}
+    if case["use_bias"]:
+        params["bias"] = rng.standard_normal(case["kernel"][-1]).astype(np.float32)
+    options = {k: case[k] for k in ("stride", "padding", "dilation", "groups")}
+    return x, params, options
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_cases())
+def test_convs_match_numpy_loops(case):
+    x, params, options = make_case(case)
+    extent = [(k - 1) * d + 1 for k, d in zip(case["kernel"][:2], case["dilation"])]
+    pads = reference.pad_pairs_for(options["padding"], x.shape[1:3], extent, options["stride"])
+    expected = reference.conv2d(
+        x,
+        params["kernel"],
+        params.get("bias"),
+        options["stride"],
+        pads,
+        options["dilation"],
+        options["groups"],
+    )
+    for conv in CONVS:
+        np.testing.assert_allclose(conv(params, x, **options), expected, rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=30, deadline=None)
+@given(conv_cases())
+def test_conv_gradients_agree(case):
+    x, params, options = make_case(case)
+    y_shape = jaxcnn.conv2d(params, x, **options).shape
+    cotangent = np.random.default_rng(case["seed"] + 1).standard_normal(y_shape).astype(np.float32)
+
+    def grads(conv):
+        loss = lambda p, x: jnp.sum(conv(p, x, **options) * cotangent)  # noqa: E731
+        return jax.grad(loss, argnums=(0, 1))(params, x)
+
+    lax_grads, patch_grads = grads(jaxcnn.conv2d), grads(jaxcnn.conv2d_patches)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4),
+        lax_grads,
+        patch_grads,
+    )
+
+
+@pytest.mark.parametrize("conv", CONVS)
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(stride=2, padding="SAME"),
+        dict(padding=((1, 0), (0, 2)), dilation=2),
+        dict(groups=2, stride=(1, 2), padding=(1, 0)),
+    ],
+)
+def test_conv_gradients_numerically(conv, options):
+    with jax.enable_x64(True):
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((2, 6, 7, 4))
+        params = {
+            "kernel": rng.standard_normal((3, 2, 4 // options.get("groups", 1), 4)),
+            "bias": rng.standard_normal(4),
+        }
+        check_grads(lambda p, x: conv(p, x, **options), (params, x), order=2, modes=("rev",))
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    h=st.integers(2, 7),
+    w=st.integers(2, 7),
+    kh=st.integers(1, 3),
+    kw=st.integers(1, 3),
+    seed=st.integers(0, 2**16),
+)
+def test_single_channel_convs_equal_corr2d(h, w, kh, kw, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((h, w)).astype(np.float32)
+    k = rng.standard_normal((min(kh, h), min(kw, w))).astype(np.float32)
+    expected = jaxcnn.corr2d(x, k)
+    for conv in CONVS:
+        np.testing.assert_allclose(
+            conv(as_params(k), as_image(x))[0, :, :, 0], expected, rtol=1e-5, atol=1e-5
+        )
+
+
+def test_patches_uses_no_conv_primitive():
+    x, params = jnp.ones((1, 6, 6, 2)), {"kernel": jnp.ones((3, 3, 2, 4))}
+    for fn in (jaxcnn.conv2d_patches, jax.grad(lambda p, x: jaxcnn.conv2d_patches(p, x).sum())):
+        jaxpr = str(jax.make_jaxpr(fn)(params, x))
+        assert "conv_general_dilated" not in jaxpr, jaxpr
+    assert "conv_general_dilated" in str(jax.make_jaxpr(jaxcnn.conv2d)(params, x))
+
+
+@pytest.mark.parametrize("conv", CONVS)
+def test_conv_composes_with_jit_grad_vmap(conv):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 2, 8, 8, 2)).astype(np.float32)  # a leading vmap axis
+    params = jaxcnn.init_conv2d(jax.random.key(0), 2, 4, 3)
+    expected = reference.conv2d(
+        x.reshape(6, 8, 8, 2), params["kernel"], params["bias"], padding=((1, 1), (1, 1))
+    ).reshape(3, 2, 8, 8, 4)
+    f = jax.jit(jax.vmap(lambda x: conv(params, x, padding="SAME")))
+    np.testing.assert_allclose(f(x), expected, rtol=1e-4, atol=1e-4)
+    g = jax.jit(jax.grad(lambda p: conv(p, x[0], padding=1).sum()))(params)
+    # d(sum y)/d(bias) = number of output pixels; d/d(kernel) = sums of shifted inputs.
+    np.testing.assert_allclose(g["bias"], np.full(4, 2 * 8 * 8))
+    padded = np.pad(x[0], ((0, 0), (1, 1), (1, 1), (0, 0)))
+    window_sums = np.stack(
+        [[padded[:, p : p + 8, q : q + 8].sum((0, 1, 2)) for q in range(3)] for p in range(3)]
+    )
+    np.testing.assert_allclose(g["kernel"], np.repeat(window_sums[..., None], 4, -1), rtol=1e-4)
+
+
+@pytest.mark.parametrize("conv", CONVS)
+def test_unbatched_hwc_input(conv):
+    x = np.random.default_rng(0).standard_normal((5, 5, 3)).astype(np.float32)
+    params = jaxcnn.init_conv2d(jax.random.key(1), 3, 2, 2)
+    np.testing.assert_allclose(conv(params, x), conv(params, x[None])[0], rtol=1e-6)
+
+
+GOOD_X = jnp.ones((2, 6, 6, 4))
+GOOD_PARAMS = {"kernel": jnp.ones((3, 3, 4, 8)), "bias": jnp.ones(8)}
+
+
+@pytest.mark.parametrize("conv", CONVS)
+@pytest.mark.parametrize("jit", [False, True])
+@pytest.mark.parametrize(
+    "params, x, options, error, match",
+    [
+        (
+            GOOD_PARAMS,
+            jnp.ones((6, 6)),
+            {},
+            ValueError,
+            r"`x` must be a 4-D NHWC batch .* got shape \(6, 6\)",
+        ),
+        (GOOD_PARAMS, jnp.ones((1, 2, 6, 6, 4)), {}, ValueError, "`x` must be a 4-D NHWC batch"),
+        (
+            GOOD_PARAMS,
+            jnp.ones((2, 6, 6, 3)),
+            {},
+            ValueError,
+            r"`x` has 3 channels but the kernel expects 4",
+        ),
+        (GOOD_PARAMS, GOOD_X, dict(groups=3), ValueError, r"`groups` \(=3\) does not divide"),
+        (
+            {"kernel": jnp.ones((3, 3, 2, 6))},
+            GOOD_X,
+            dict(groups=4),
+            ValueError,
+            r"which `groups` \(=4\) does not divide",
+        ),
+        (GOOD_PARAMS, GOOD_X, dict(groups=0), ValueError, "`groups` must be a positive int"),
+        (
+            GOOD_PARAMS,
+            GOOD_X,
+            dict(padding="FULL"),
+            ValueError,
+            "`padding` string must be 'SAME' or 'VALID'",
+        ),
+        (GOOD_PARAMS, GOOD_X, dict(padding=-1), ValueError, "`padding` must be non-negative"),
+        (GOOD_PARAMS, GOOD_X, dict(stride=0), ValueError, "`stride` must be >= 1"),
+        (GOOD_PARAMS, GOOD_X, dict(dilation=0), ValueError, "`dilation` must be >= 1"),
+        (
+            GOOD_PARAMS,
+            GOOD_X,
+            dict(dilation=3),
+            ValueError,
+            "`kernel` .* larger than the padded input",
+        ),
+        (
+            {"kernel": jnp.ones((7, 3, 4, 8))},
+            GOOD_X,
+            {},
+            ValueError,
+            "larger than the padded input along height",
+        ),
+        (
+            {"weight": jnp.ones((3, 3, 4, 8))},
+            GOOD_X,
+            {},
+            ValueError,
+            r"`params` must be a dict with a 'kernel'.*\['weight'\]",
+        ),
+        ({"kernel": jnp.ones((3, 4, 8))}, GOOD_X, {}, ValueError, r"must be 4-D HWIO"),
+        (
+            {"kernel": jnp.ones((3, 3, 4, 8)), "bias": jnp.ones(4)},
+            GOOD_X,
+            {},
+            ValueError,
+            r"`params\['bias'\]` must have shape \(8,\)",
+        ),
+        (GOOD_PARAMS, GOOD_X, dict(stride=1.0), TypeError, "`stride` must be an int, got float"),
+    ],
+)
+def test_conv_bad_input(conv, jit, params, x, options, error, match):
+    fn = lambda p, x: conv(p, x, **options)  # noqa: E731
+    with pytest.raises(error, match=match):
+        (jax.jit(fn) if jit else fn)(params, x)
+
+
+def test_corr2d_bad_input():
+    with pytest.raises(ValueError, match="must be 2-D"):
+        jaxcnn.corr2d(np.ones((3, 3, 1)), K)
+    with pytest.raises(ValueError, match="larger than `x`"):
+        jaxcnn.corr2d(np.ones((1, 3)), K)
