@@ -7,9 +7,9 @@ Activations are NHWC, conv kernels HWIO. Every layer is a pure function
 from jax.nn import relu, sigmoid, softmax, tanh
 
 from jaxcnn.conv import conv2d, conv2d_patches, corr2d, extract_patches
-from jaxcnn.dense import dense, flatten
 from jaxcnn.geometry import DIMENSION_NUMBERS, IMAGE_LAYOUT, KERNEL_LAYOUT
 from jaxcnn.init import INITIALIZERS, get_initializer, init_conv2d, init_dense
+from jaxcnn.linear import dense, flatten
 from jaxcnn.pool import avg_pool2d, max_pool2d
 
 __version__ = "0.1.0"

@@ -109,6 +109,23 @@ def test_pool_composes_with_jit_grad_vmap(pool):
         np.testing.assert_array_equal(g, expected)
 
 
+@pytest.mark.parametrize("stride", [None, 1])  # the tiled (stride = window) and general paths
+def test_max_pool_gradient_goes_to_first_maximum(stride):
+    x = np.array([[3, 1, 3], [3, 3, 0], [1, 2, 3]], np.float32)[None, :, :, None]
+    g = jax.grad(lambda x: jaxcnn.max_pool2d(x, 2, stride=stride, padding=((0, 1), (0, 1))).sum())(
+        x
+    )
+    # Windows (row-major ties -> the first): stride 2 has [[3,1],[3,3]] -> (0,0), [[3,-],[0,-]] -> (0,2),
+    # [[1,2],[-,-]] -> (2,1), [[3,-],[-,-]] -> (2,2).
+    if stride is None:
+        expected = [[1, 0, 1], [0, 0, 0], [0, 1, 1]]
+    else:  # nine overlapping windows, each sending 1 to its first maximum:
+        # (0,0)->(0,0) (0,1)->(0,2) (0,2)->(0,2) (1,0)->(1,0) (1,1)->(1,1) (1,2)->(2,2)
+        # (2,0)->(2,1) (2,1)->(2,2) (2,2)->(2,2)
+        expected = [[1, 0, 2], [1, 1, 0], [0, 1, 3]]
+    np.testing.assert_array_equal(g[0, :, :, 0], expected)
+
+
 @pytest.mark.parametrize("pool", [jaxcnn.max_pool2d, jaxcnn.avg_pool2d])
 @pytest.mark.parametrize(
     "x, window, options, error, match",

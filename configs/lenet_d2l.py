@@ -1,0 +1,36 @@
+"""The lecture's LeNet as d2l trains it: sigmoid, average pooling, SGD lr 0.9, 10 epochs."""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = ml_collections.ConfigDict()
+    # Data
+    config.dataset = (
+        "fashion_mnist"  # TFDS name (with data_dir: the name the IDX files are prepared under)
+    )
+    config.data_dir = (
+        "/usr/share/datasets/fashion-mnist"  # MNIST-format IDX files; '' -> TFDS catalog
+    )
+    config.tfds_dir = "~/tensorflow_datasets"  # where TFDS keeps prepared datasets
+    config.augment = ""  # '', 'shift' or 'shift_flip'
+    # Model
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "lenet_d2l"  # a key of jaxcnn.models.MODELS
+    config.model.conv_impl = "lax"  # 'lax' (lax.conv_general_dilated) or 'patches' (im2col)
+    # Optimisation
+    config.optimizer = "sgd"  # 'sgd', 'adam' or 'adamw'
+    config.learning_rate = 0.9
+    config.schedule = "constant"  # 'constant', 'cosine' (with warmup) or 'onecycle'
+    config.warmup_epochs = 0.0  # for 'cosine'
+    config.momentum = 0.0  # sgd only; > 0 uses Nesterov momentum
+    config.weight_decay = 0.0  # adamw only
+    config.label_smoothing = 0.0
+    config.batch_size = 256  # the last partial batch of each epoch is dropped
+    config.eval_batch_size = 1000  # evaluation sees every test example
+    config.num_epochs = 10
+    config.steps_per_call = (
+        1  # steps per jitted call, scanned (rounded down to divide an epoch); 1 is fastest on CPU
+    )
+    config.seed = 0
+    return config

@@ -1,0 +1,64 @@
+"""LeNet-5, as the lecture draws it and in its modern form."""
+
+from __future__ import annotations
+
+import jax
+
+from jaxcnn import layers as L
+
+
+def lenet_d2l(num_classes: int = 10, *, conv_impl: str = "lax") -> L.Sequential:
+    """d2l's LeNet: sigmoid and average pooling, Xavier init (61,706 parameters for 28x28x1).
+
+    conv 6@5x5 pad 2 -> sigmoid -> avg-pool 2 -> conv 16@5x5 -> sigmoid -> avg-pool 2
+    -> dense 120 -> sigmoid -> dense 84 -> sigmoid -> dense `num_classes`.
+    """
+    init = "xavier_uniform"
+    return L.sequential(
+        conv1=L.conv2d(6, 5, padding=2, kernel_init=init, impl=conv_impl),
+        act1=L.activation(jax.nn.sigmoid),
+        pool1=L.avg_pool2d(2),
+        conv2=L.conv2d(16, 5, kernel_init=init, impl=conv_impl),
+        act2=L.activation(jax.nn.sigmoid),
+        pool2=L.avg_pool2d(2),
+        flatten=L.flatten(),
+        fc1=L.dense(120, kernel_init=init),
+        act3=L.activation(jax.nn.sigmoid),
+        fc2=L.dense(84, kernel_init=init),
+        act4=L.activation(jax.nn.sigmoid),
+        fc3=L.dense(num_classes, kernel_init=init),
+    )
+
+
+def lenet(
+    num_classes: int = 10,
+    *,
+    channels: tuple[int, int] = (6, 16),
+    hidden: tuple[int, int] = (120, 84),
+    conv_impl: str = "lax",
+) -> L.Sequential:
+    """Modern LeNet-5: ReLU, max pooling, He init; widths are arguments.
+
+    conv c1@5x5 pad 2 -> relu -> max-pool 2 -> conv c2@5x5 -> relu -> max-pool 2
+    -> dense h1 -> relu -> dense h2 -> relu -> dense `num_classes`.
+    """
+    init = "he_normal"
+    c1, c2 = channels
+    h1, h2 = hidden
+    return L.sequential(
+        conv1=L.conv2d(c1, 5, padding=2, kernel_init=init, impl=conv_impl),
+        act1=L.activation(jax.nn.relu),
+        pool1=L.max_pool2d(2),
+        conv2=L.conv2d(c2, 5, kernel_init=init, impl=conv_impl),
+        act2=L.activation(jax.nn.relu),
+        pool2=L.max_pool2d(2),
+        flatten=L.flatten(),
+        fc1=L.dense(h1, kernel_init=init),
+        act3=L.activation(jax.nn.relu),
+        fc2=L.dense(h2, kernel_init=init),
+        act4=L.activation(jax.nn.relu),
+        fc3=L.dense(num_classes, kernel_init="lecun_normal"),
+    )
+
+
+MODELS = {"lenet": lenet, "lenet_d2l": lenet_d2l}

@@ -1,0 +1,343 @@
+"""Training and evaluation: `train_and_evaluate(config, workdir)`.
+
+One jitted `train_steps` runs a chunk of steps with `lax.scan`, gathering each
+batch on the device from the device-resident split; one jitted `evaluate`
+scores a whole split. State is a small NamedTuple checkpointed with orbax
+after every epoch; rerunning with the same workdir resumes from the latest.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+import orbax.checkpoint as ocp
+from tqdm import tqdm
+
+from jaxcnn import data, layers, models
+
+METRICS_FILE = "metrics.jsonl"
+CURVES_FILE = "learning_curves.png"
+
+
+class TrainState(NamedTuple):
+    params: Any  # {layer name: {"kernel": ..., "bias": ...}}
+    opt_state: Any
+    step: jax.Array  # [] int32, optimizer steps taken
+    rng: jax.Array  # [2] uint32 raw key data, split once per chunk of steps
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key."""
+
+
+def build_model(config: ml_collections.ConfigDict, num_classes: int) -> layers.Sequential:
+    """The model named by `config.model.name`, with the rest of `config.model` as arguments."""
+    kwargs = config.model.to_dict()
+    name = kwargs.pop("name")
+    if name not in models.MODELS:
+        raise ConfigError(f"`model.name` must be one of {sorted(models.MODELS)}, got {name!r}")
+    if kwargs.get("conv_impl") not in layers.CONV_IMPLS:
+        raise ConfigError(
+            f"`model.conv_impl` must be one of {sorted(layers.CONV_IMPLS)}, got {kwargs.get('conv_impl')!r}"
+        )
+    try:
+        return models.MODELS[name](num_classes, **kwargs)
+    except TypeError as e:
+        raise ConfigError(f"`model` keys do not fit {name!r}: {e}") from None
+
+
+def build_optimizer(
+    config: ml_collections.ConfigDict, steps_per_epoch: int
+) -> optax.GradientTransformation:
+    """optax optimizer and learning-rate schedule from the config."""
+    total = config.num_epochs * steps_per_epoch
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    lr = config.learning_rate
+    if config.schedule == "constant":
+        schedule = optax.constant_schedule(lr)
+    elif config.schedule == "cosine":
+        schedule = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, max(total, warmup + 1))
+    elif config.schedule == "onecycle":
+        schedule = optax.cosine_onecycle_schedule(max(total, 1), lr)
+    else:
+        raise ConfigError(
+            f"`schedule` must be 'constant', 'cosine' or 'onecycle', got {config.schedule!r}"
+        )
+    if config.optimizer == "sgd":
+        return optax.sgd(schedule, momentum=config.momentum or None, nesterov=config.momentum > 0)
+    if config.optimizer == "adam":
+        return optax.adam(schedule)
+    if config.optimizer == "adamw":
+        return optax.adamw(schedule, weight_decay=config.weight_decay)
+    raise ConfigError(f"`optimizer` must be 'sgd', 'adam' or 'adamw', got {config.optimizer!r}")
+
+
+def augment(rng: jax.Array, x: jax.Array, kind: str) -> jax.Array:
+    """Random shifts of up to 2 pixels (zero fill) and, with 'shift_flip', left-right flips.
+
+    Args:
+      rng: a PRNG key.
+      x: [B, H, W, C] float images.
+      kind: '', 'shift' or 'shift_flip'.
+    """
+    if not kind:
+        return x
+    shift_key, flip_key = jax.random.split(rng)
+    b, h, w, c = x.shape
+    padded = jnp.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    offsets = jax.random.randint(shift_key, (b, 2), 0, 5)
+    crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, c))  # noqa: E731
+    x = jax.vmap(crop)(padded, offsets)
+    if kind == "shift_flip":
+        flip = jax.random.bernoulli(flip_key, 0.5, (b, 1, 1, 1))
+        x = jnp.where(flip, x[:, :, ::-1], x)
+    return x
+
+
+class Trainer:
+    """The jitted pieces of training, closed over the model, optimizer and data statistics."""
+
+    def __init__(self, config, model, optimizer, mean: float, std: float):
+        self.config, self.model, self.optimizer = config, model, optimizer
+        self.mean, self.std = mean, std
+
+    def normalize(self, images: jax.Array) -> jax.Array:
+        return (images.astype(jnp.float32) / 255.0 - self.mean) / self.std
+
+    def loss(self, params, x, labels):
+        logits = self.model.apply(params, x)
+        targets = optax.smooth_labels(
+            jax.nn.one_hot(labels, logits.shape[-1]), self.config.label_smoothing
+        )
+        loss = optax.softmax_cross_entropy(logits, targets).mean()
+        return loss, jnp.mean(jnp.argmax(logits, -1) == labels)
+
+    def train_step(self, state: TrainState, images, labels) -> tuple[TrainState, dict]:
+        rng, aug_key = jax.random.split(jax.random.wrap_key_data(state.rng))
+        x = augment(aug_key, self.normalize(images), self.config.augment)
+        (loss, accuracy), grads = jax.value_and_grad(self.loss, has_aux=True)(
+            state.params, x, labels
+        )
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        state = TrainState(params, opt_state, state.step + 1, jax.random.key_data(rng))
+        return state, {"loss": loss, "accuracy": accuracy}
+
+    @functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
+    def train_steps(
+        self, state: TrainState, images, labels, batch_index
+    ) -> tuple[TrainState, dict]:
+        """Runs `batch_index.shape[0]` steps; returns the state and per-step metrics.
+
+        One step is traced without `lax.scan`: on XLA's CPU backend a loop body
+        runs ~2.4x slower than the same step on its own (LeNet, batch 256).
+        """
+
+        def step(state, index):
+            return self.train_step(state, images[index], labels[index])
+
+        if batch_index.shape[0] == 1:
+            state, metrics = step(state, batch_index[0])
+            return state, jax.tree.map(lambda m: m[None], metrics)
+        return jax.lax.scan(step, state, batch_index)
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def evaluate(self, params, images, labels, batch_index, mask) -> dict:
+        """Mean loss and accuracy over the masked examples of `batch_index`."""
+
+        def batch(totals, inputs):
+            index, weight = inputs
+            logits = self.model.apply(params, self.normalize(images[index]))
+            loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels[index])
+            correct = jnp.argmax(logits, -1) == labels[index]
+            return jax.tree.map(
+                jnp.add, totals, (jnp.sum(loss * weight), jnp.sum(correct * weight))
+            ), None
+
+        (loss, correct), _ = jax.lax.scan(batch, (0.0, 0.0), (batch_index, mask))
+        count = jnp.sum(mask)
+        return {"loss": loss / count, "accuracy": correct / count}
+
+
+def load_data(config) -> tuple[data.Split, data.Split, int]:
+    builder = data.dataset_builder(config.dataset, config.data_dir, config.tfds_dir)
+    train, test = data.load_split(builder, "train"), data.load_split(builder, "test")
+    num_classes = builder.info.features["label"].num_classes
+    return train, test, num_classes
+
+
+def chunk_size(steps_per_epoch: int, wanted: int) -> int:
+    """The largest divisor of `steps_per_epoch` not above `wanted`: every chunk has one shape."""
+    return max(
+        d for d in range(1, max(1, min(wanted, steps_per_epoch)) + 1) if steps_per_epoch % d == 0
+    )
+
+
+def check_config(config) -> None:
+    for key in ("batch_size", "eval_batch_size", "num_epochs", "steps_per_call"):
+        value = config[key]
+        if not isinstance(value, int) or value < (0 if key == "num_epochs" else 1):
+            raise ConfigError(f"`{key}` must be a positive int, got {value!r}")
+    if config.augment not in ("", "shift", "shift_flip"):
+        raise ConfigError(f"`augment` must be '', 'shift' or 'shift_flip', got {config.augment!r}")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
+    """Trains `config`'s model, evaluating after every epoch; resumes from `workdir`.
+
+    Writes `<workdir>/metrics.jsonl` (one JSON line per epoch, appended),
+    `<workdir>/checkpoints/` (orbax, one per epoch), `<workdir>/config.json`
+    and `<workdir>/learning_curves.png`.
+
+    Returns:
+      The last epoch's metrics (the restored one if nothing was left to train).
+    """
+    start_time = time.perf_counter()
+    check_config(config)
+    workdir = Path(workdir).expanduser().resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    train, test, num_classes = load_data(config)
+    n_train = train.images.shape[0]
+    steps_per_epoch = n_train // config.batch_size
+    if steps_per_epoch == 0:
+        raise ConfigError(
+            f"`batch_size` ({config.batch_size}) is larger than the training set ({n_train})"
+        )
+
+    model = build_model(config, num_classes)
+    input_shape = (1, *train.images.shape[1:])
+    key = jax.random.key(config.seed)
+    init_key, train_key = jax.random.split(key)
+    _, params = model.init(init_key, input_shape)
+    optimizer = build_optimizer(config, steps_per_epoch)
+    state = TrainState(
+        params, optimizer.init(params), jnp.zeros((), jnp.int32), jax.random.key_data(train_key)
+    )
+    pixels = train.images.astype(jnp.float32) / 255.0
+    trainer = Trainer(config, model, optimizer, float(pixels.mean()), float(pixels.std()))
+    del pixels
+
+    checkpoints = ocp.CheckpointManager(
+        workdir / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=3, create=True)
+    )
+    start_epoch = 0
+    if checkpoints.latest_step() is not None:
+        start_epoch = checkpoints.latest_step()
+        try:
+            state = checkpoints.restore(start_epoch, args=ocp.args.StandardRestore(state))
+        except Exception as e:
+            raise ConfigError(
+                f"the checkpoints in {workdir / 'checkpoints'} do not fit this config ({type(e).__name__}); "
+                "use another --workdir"
+            ) from None
+        state = TrainState(*state)
+        print(f"Resuming from epoch {start_epoch} (step {int(state.step)}) in {workdir}")
+    else:
+        print(
+            f"{config.model.name}: {n_train} training images, {steps_per_epoch} steps of {config.batch_size} per epoch"
+        )
+        print(layers.summary(model, state.params, input_shape))
+    (workdir / "config.json").write_text(config.to_json(indent=2))
+
+    eval_index, eval_mask = data.eval_batches(test.images.shape[0], config.eval_batch_size)
+    chunk = chunk_size(steps_per_epoch, config.steps_per_call)
+    metrics_path = workdir / METRICS_FILE
+    last = None
+    for epoch in range(start_epoch + 1, config.num_epochs + 1):
+        epoch_start = time.perf_counter()
+        perm_key = jax.random.fold_in(jax.random.key(config.seed), epoch)
+        batch_index = data.epoch_batches(perm_key, n_train, config.batch_size).reshape(
+            -1, chunk, config.batch_size
+        )
+        train_metrics = []
+        bar = tqdm(
+            total=steps_per_epoch,
+            desc=f"epoch {epoch}/{config.num_epochs}",
+            unit="step",
+            disable=not sys.stderr.isatty(),
+            leave=False,
+        )
+        for index in batch_index:
+            state, metrics = trainer.train_steps(state, train.images, train.labels, index)
+            train_metrics.append(metrics)
+            bar.update(chunk)
+        bar.close()
+        train_metrics = jax.tree.map(lambda *m: float(jnp.mean(jnp.concatenate(m))), *train_metrics)
+        epoch_time = time.perf_counter() - epoch_start
+        test_metrics = trainer.evaluate(
+            state.params, test.images, test.labels, eval_index, eval_mask
+        )
+        checkpoints.save(epoch, args=ocp.args.StandardSave(state))
+        last = {
+            "epoch": epoch,
+            "step": int(state.step),
+            "train_loss": train_metrics["loss"],
+            "train_accuracy": train_metrics["accuracy"],
+            "test_loss": float(test_metrics["loss"]),
+            "test_accuracy": float(test_metrics["accuracy"]),
+            "epoch_time_s": epoch_time,
+            "images_per_s": steps_per_epoch * config.batch_size / epoch_time,
+            "elapsed_s": time.perf_counter() - start_time,
+        }
+        with metrics_path.open("a") as f:
+            f.write(json.dumps(last) + "\n")
+        print(
+            f"epoch {epoch:3d}  train loss {last['train_loss']:.4f} acc {last['train_accuracy']:.4f}  "
+            f"test loss {last['test_loss']:.4f} acc {last['test_accuracy']:.4f}  "
+            f"{last['images_per_s']:,.0f} img/s  {last['elapsed_s']:.1f} s",
+            flush=True,
+        )
+    checkpoints.wait_until_finished()
+    checkpoints.close()
+    if last is None:  # nothing left to train: report the restored model
+        test_metrics = trainer.evaluate(
+            state.params, test.images, test.labels, eval_index, eval_mask
+        )
+        last = {
+            "epoch": start_epoch,
+            "step": int(state.step),
+            "test_loss": float(test_metrics["loss"]),
+            "test_accuracy": float(test_metrics["accuracy"]),
+        }
+        print(
+            f"Nothing to train: epoch {start_epoch} of {config.num_epochs} is done; test accuracy {last['test_accuracy']:.4f}"
+        )
+    if metrics_path.exists():
+        plot_curves(metrics_path, workdir / CURVES_FILE)
+    return last
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def plot_curves(metrics_path: Path, out_path: Path) -> None:
+    """Loss and accuracy per epoch, train and test, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(metrics_path)
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for split, style in (("train", "-o"), ("test", "-s")):
+        ax_loss.plot(epochs, [r[f"{split}_loss"] for r in rows], style, label=split)
+        ax_acc.plot(epochs, [r[f"{split}_accuracy"] for r in rows], style, label=split)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
