@@ -6,11 +6,13 @@ from configs import lenet_d2l
 def get_config():
     config = lenet_d2l.get_config()
     config.model.name = "lenet"
-    config.model.channels = (6, 16)  # conv1, conv2 output channels
+    config.model.conv_impl = "auto"  # tap-sum forward for the 1-channel input, lax elsewhere
+    config.model.channels = (8, 16)  # conv1, conv2 output channels
     config.model.hidden = (120, 84)  # fc1, fc2 widths
-    config.augment = ""
+    config.augment = "flip"  # random left-right flips; shifts cost accuracy at this size
     config.optimizer = "adam"
-    config.learning_rate = 3e-3
+    config.learning_rate = 2e-3  # peak of the one-cycle schedule
     config.schedule = "onecycle"
-    config.num_epochs = 8
+    config.batch_size = 128  # faster per image than 256 on 2 CPU cores
+    config.num_epochs = 18  # ~110 s on 2 CPU cores
     return config

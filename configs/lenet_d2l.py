@@ -13,11 +13,13 @@ def get_config() -> ml_collections.ConfigDict:
         "/usr/share/datasets/fashion-mnist"  # MNIST-format IDX files; '' -> TFDS catalog
     )
     config.tfds_dir = "~/tensorflow_datasets"  # where TFDS keeps prepared datasets
-    config.augment = ""  # '', 'shift' or 'shift_flip'
+    config.augment = ""  # '', 'flip', 'shift' or 'shift_flip' (random, on the device)
     # Model
     config.model = ml_collections.ConfigDict()
     config.model.name = "lenet_d2l"  # a key of jaxcnn.models.MODELS
-    config.model.conv_impl = "lax"  # 'lax' (lax.conv_general_dilated) or 'patches' (im2col)
+    config.model.conv_impl = (
+        "auto"  # 'lax', 'patches' (im2col) or 'auto' (fastest per layer); same numbers
+    )
     # Optimisation
     config.optimizer = "sgd"  # 'sgd', 'adam' or 'adamw'
     config.learning_rate = 0.9

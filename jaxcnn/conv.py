@@ -5,6 +5,8 @@
 - `conv2d`: batched, multi-channel, through `jax.lax.conv_general_dilated`.
 - `conv2d_patches`: the same semantics written by hand: cut the padded input
   into patches with strided slices (im2col) and do one matrix product.
+- `conv2d_auto`: the fastest of the two forms per layer on CPU, gradients from
+  `lax` (see its docstring for the measurements behind the choice).
 
 Images are NHWC, kernels HWIO: `(kh, kw, in_channels // groups, out_channels)`.
 Parameters are `{"kernel": ..., "bias": ...}`; `"bias"` is optional.
@@ -12,6 +14,7 @@ Parameters are `{"kernel": ..., "bias": ...}`; `"bias"` is optional.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import jax
@@ -134,7 +137,11 @@ def conv2d(
       `out = (in + pad_lo + pad_hi - (k - 1) * d - 1) // s + 1`.
     """
     kernel, bias, x, unbatched, geom = _check_conv(params, x, stride, padding, dilation, groups)
-    y = lax.conv_general_dilated(
+    return _finish(_lax_conv(x, kernel, geom, groups), bias, unbatched)
+
+
+def _lax_conv(x: jax.Array, kernel: jax.Array, geom: Geometry, groups: int) -> jax.Array:
+    return lax.conv_general_dilated(
         x,
         kernel,
         window_strides=geom.stride,
@@ -143,7 +150,6 @@ def conv2d(
         dimension_numbers=DIMENSION_NUMBERS,
         feature_group_count=groups,
     )
-    return _finish(y, bias, unbatched)
 
 
 def extract_patches(x: jax.Array, geom: Geometry) -> jax.Array:
@@ -157,19 +163,18 @@ def extract_patches(x: jax.Array, geom: Geometry) -> jax.Array:
       `(n, out_h, out_w, kh * kw, c)`: `patches[b, i, j, p * kw + q]` is the
       input pixel under kernel tap `(p, q)` for output pixel `(i, j)`.
     """
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = (
-        geom.window,
-        geom.stride,
-        geom.dilation,
-        geom.out_hw,
-    )
+    return jnp.stack(_tap_slices(x, geom), axis=3)
+
+
+def _tap_slices(x: jax.Array, geom: Geometry) -> list[jax.Array]:
+    """For each kernel tap (p, q), row-major, the `[n, out_h, out_w, c]` pixels it multiplies."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geom.window, geom.stride, geom.dilation, geom.out_hw
     x = jnp.pad(x, ((0, 0), *geom.padding, (0, 0)))
-    taps = [
+    return [
         x[:, p * dh : p * dh + (oh - 1) * sh + 1 : sh, q * dw : q * dw + (ow - 1) * sw + 1 : sw]
         for p in range(kh)
         for q in range(kw)
     ]
-    return jnp.stack(taps, axis=3)
 
 
 def conv2d_patches(
@@ -196,3 +201,73 @@ def conv2d_patches(
     kernel = kernel.reshape(taps, group_in, groups, out_channels // groups)
     y = jnp.einsum("nhwtgc,tcgo->nhwgo", patches, kernel)
     return _finish(y.reshape(n, oh, ow, out_channels), bias, unbatched)
+
+
+# At most this many input channels per group, `conv2d_auto`'s forward sums over
+# kernel taps; above it, `lax` is faster on CPU.
+TAP_SUM_MAX_CHANNELS = 4
+
+
+def conv2d_auto(
+    params: Params,
+    x: jax.Array,
+    *,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+) -> jax.Array:
+    """`conv2d` with a forward chosen per layer for speed on CPU; same results.
+
+    With few input channels (<= `TAP_SUM_MAX_CHANNELS` per group, such as a
+    first layer on grey images) the forward is the lecture's sum over kernel
+    taps, `y = sum_{p,q} x_shifted(p, q) @ kernel[p, q]`, which XLA fuses into
+    one pass: 0.7 ms against 10 ms for `lax.conv_general_dilated` on LeNet's
+    first layer (batch 256, 28x28x1 -> 6, 2 CPU cores). Otherwise the forward
+    is `lax`. Gradients always come from `lax`'s own VJP, the fastest here.
+    Arguments, shapes and errors as `conv2d`.
+    """
+    kernel, bias, x, unbatched, geom = _check_conv(params, x, stride, padding, dilation, groups)
+    if kernel.shape[2] <= TAP_SUM_MAX_CHANNELS:
+        y = _tap_sum_with_lax_grad(x, kernel, geom, groups)
+    else:
+        y = _lax_conv(x, kernel, geom, groups)
+    return _finish(y, bias, unbatched)
+
+
+def _tap_sum(x: jax.Array, kernel: jax.Array, geom: Geometry, groups: int) -> jax.Array:
+    """`sum_{p,q,c} x_shifted(p, q)[..., c] * kernel[p, q, c]` as broadcast multiplies.
+
+    Broadcasting rather than a dot per tap: XLA fuses the whole sum into one
+    loop, where dots with so short a contraction run slowly.
+    """
+    kh, kw, group_in, out_channels = kernel.shape
+    taps = _tap_slices(x, geom)
+    n, oh, ow, _ = taps[0].shape
+    kernel = kernel.reshape(kh * kw, group_in, groups, out_channels // groups)
+    y = sum(
+        tap.reshape(n, oh, ow, groups, group_in)[..., c, None] * kernel[t, c]
+        for t, tap in enumerate(taps)
+        for c in range(group_in)
+    )
+    return y.reshape(n, oh, ow, out_channels)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _tap_sum_with_lax_grad(
+    x: jax.Array, kernel: jax.Array, geom: Geometry, groups: int
+) -> jax.Array:
+    return _tap_sum(x, kernel, geom, groups)
+
+
+def _tap_sum_fwd(x, kernel, geom, groups):
+    return _tap_sum(x, kernel, geom, groups), (x, kernel)
+
+
+def _lax_conv_bwd(geom, groups, residuals, grad):
+    x, kernel = residuals
+    _, vjp = jax.vjp(lambda x, kernel: _lax_conv(x, kernel, geom, groups), x, kernel)
+    return vjp(grad)
+
+
+_tap_sum_with_lax_grad.defvjp(_tap_sum_fwd, _lax_conv_bwd)

@@ -35,6 +35,7 @@ Params = dict[str, Any]
 CONV_IMPLS: dict[str, Callable[..., jax.Array]] = {
     "lax": conv_lib.conv2d,
     "patches": conv_lib.conv2d_patches,
+    "auto": conv_lib.conv2d_auto,
 }
 
 
@@ -81,7 +82,8 @@ def conv2d(
     kernel_init: str | init_lib.Initializer = "lecun_normal",
     impl: str = "lax",
 ) -> Layer:
-    """A conv layer; `impl` picks `"lax"` (`jaxcnn.conv2d`) or `"patches"` (`jaxcnn.conv2d_patches`)."""
+    """A conv layer; `impl` picks `"lax"` (`jaxcnn.conv2d`), `"patches"`
+    (`jaxcnn.conv2d_patches`) or `"auto"` (`jaxcnn.conv2d_auto`)."""
     if impl not in CONV_IMPLS:
         raise ValueError(f"`impl` must be one of {sorted(CONV_IMPLS)}, got {impl!r}")
     apply = functools.partial(

@@ -28,6 +28,9 @@ METRICS_FILE = "metrics.jsonl"
 CURVES_FILE = "learning_curves.png"
 
 
+AUGMENTATIONS = ("", "flip", "shift", "shift_flip")
+
+
 class TrainState(NamedTuple):
     params: Any  # {layer name: {"kernel": ..., "bias": ...}}
     opt_state: Any
@@ -82,22 +85,21 @@ def build_optimizer(
 
 
 def augment(rng: jax.Array, x: jax.Array, kind: str) -> jax.Array:
-    """Random shifts of up to 2 pixels (zero fill) and, with 'shift_flip', left-right flips.
+    """Random left-right flips ('flip'), shifts of up to 2 pixels with zero fill ('shift'), or both.
 
     Args:
       rng: a PRNG key.
       x: [B, H, W, C] float images.
-      kind: '', 'shift' or 'shift_flip'.
+      kind: one of AUGMENTATIONS.
     """
-    if not kind:
-        return x
     shift_key, flip_key = jax.random.split(rng)
     b, h, w, c = x.shape
-    padded = jnp.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
-    offsets = jax.random.randint(shift_key, (b, 2), 0, 5)
-    crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, c))  # noqa: E731
-    x = jax.vmap(crop)(padded, offsets)
-    if kind == "shift_flip":
+    if "shift" in kind:
+        padded = jnp.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+        offsets = jax.random.randint(shift_key, (b, 2), 0, 5)
+        crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, c))  # noqa: E731
+        x = jax.vmap(crop)(padded, offsets)
+    if "flip" in kind:
         flip = jax.random.bernoulli(flip_key, 0.5, (b, 1, 1, 1))
         x = jnp.where(flip, x[:, :, ::-1], x)
     return x
@@ -175,6 +177,21 @@ def load_data(config) -> tuple[data.Split, data.Split, int]:
     return train, test, num_classes
 
 
+def create_trainer(
+    config, train: data.Split, num_classes: int, steps_per_epoch: int
+) -> tuple[Trainer, TrainState]:
+    """The model, optimizer and normalisation for `config`, and the initial state."""
+    model = build_model(config, num_classes)
+    init_key, train_key = jax.random.split(jax.random.key(config.seed))
+    _, params = model.init(init_key, (1, *train.images.shape[1:]))
+    optimizer = build_optimizer(config, steps_per_epoch)
+    state = TrainState(
+        params, optimizer.init(params), jnp.zeros((), jnp.int32), jax.random.key_data(train_key)
+    )
+    pixels = train.images.astype(jnp.float32) / 255.0
+    return Trainer(config, model, optimizer, float(pixels.mean()), float(pixels.std())), state
+
+
 def chunk_size(steps_per_epoch: int, wanted: int) -> int:
     """The largest divisor of `steps_per_epoch` not above `wanted`: every chunk has one shape."""
     return max(
@@ -187,8 +204,8 @@ def check_config(config) -> None:
         value = config[key]
         if not isinstance(value, int) or value < (0 if key == "num_epochs" else 1):
             raise ConfigError(f"`{key}` must be a positive int, got {value!r}")
-    if config.augment not in ("", "shift", "shift_flip"):
-        raise ConfigError(f"`augment` must be '', 'shift' or 'shift_flip', got {config.augment!r}")
+    if config.augment not in AUGMENTATIONS:
+        raise ConfigError(f"`augment` must be one of {AUGMENTATIONS}, got {config.augment!r}")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
@@ -213,18 +230,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
             f"`batch_size` ({config.batch_size}) is larger than the training set ({n_train})"
         )
 
-    model = build_model(config, num_classes)
-    input_shape = (1, *train.images.shape[1:])
-    key = jax.random.key(config.seed)
-    init_key, train_key = jax.random.split(key)
-    _, params = model.init(init_key, input_shape)
-    optimizer = build_optimizer(config, steps_per_epoch)
-    state = TrainState(
-        params, optimizer.init(params), jnp.zeros((), jnp.int32), jax.random.key_data(train_key)
-    )
-    pixels = train.images.astype(jnp.float32) / 255.0
-    trainer = Trainer(config, model, optimizer, float(pixels.mean()), float(pixels.std()))
-    del pixels
+    trainer, state = create_trainer(config, train, num_classes, steps_per_epoch)
+    model, input_shape = trainer.model, (1, *train.images.shape[1:])
 
     checkpoints = ocp.CheckpointManager(
         workdir / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=3, create=True)

@@ -9,7 +9,7 @@ from jax.test_util import check_grads
 
 import jaxcnn
 
-CONVS = [jaxcnn.conv2d, jaxcnn.conv2d_patches]
+CONVS = [jaxcnn.conv2d, jaxcnn.conv2d_patches, jaxcnn.conv2d_auto]
 
 # The lecture's worked example (d2l): a 3x3 image and a 2x2 kernel.
 X = np.array([[1, 1, 1], [1, 0, 0], [1, 1, 0]], np.float32)
@@ -150,12 +150,13 @@ def test_conv_gradients_agree(case):
         loss = lambda p, x: jnp.sum(conv(p, x, **options) * cotangent)  # noqa: E731
         return jax.grad(loss, argnums=(0, 1))(params, x)
 
-    lax_grads, patch_grads = grads(jaxcnn.conv2d), grads(jaxcnn.conv2d_patches)
-    jax.tree.map(
-        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4),
-        lax_grads,
-        patch_grads,
-    )
+    lax_grads = grads(jaxcnn.conv2d)
+    for conv in (jaxcnn.conv2d_patches, jaxcnn.conv2d_auto):
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4),
+            lax_grads,
+            grads(conv),
+        )
 
 
 @pytest.mark.parametrize("conv", CONVS)
@@ -203,6 +204,13 @@ def test_patches_uses_no_conv_primitive():
         jaxpr = str(jax.make_jaxpr(fn)(params, x))
         assert "conv_general_dilated" not in jaxpr, jaxpr
     assert "conv_general_dilated" in str(jax.make_jaxpr(jaxcnn.conv2d)(params, x))
+
+
+@pytest.mark.parametrize("in_channels, uses_lax_forward", [(1, False), (4, False), (5, True)])
+def test_auto_picks_forward_by_channels(in_channels, uses_lax_forward):
+    x, params = jnp.ones((1, 6, 6, in_channels)), {"kernel": jnp.ones((3, 3, in_channels, 2))}
+    forward = str(jax.make_jaxpr(jaxcnn.conv2d_auto)(params, x))
+    assert ("conv_general_dilated" in forward) == uses_lax_forward
 
 
 @pytest.mark.parametrize("conv", CONVS)

@@ -1,0 +1,399 @@
+"""Benchmarks: `python -m jaxcnn.bench conv` and `python -m jaxcnn.bench lenet`.
+
+`conv` times the naive `corr2d` loops, `conv2d_patches`, `conv2d` and
+`conv2d_auto`, eager and jitted, over a sweep from the lecture's 3x3 toy to
+compute-bound shapes. It reports median time after warm-up, compile time
+apart, GFLOP/s, the fraction of this machine's sgemm GFLOP/s (measured in the
+same run) and the speed-up of each over the naive loops, and writes
+`conv.json`, `conv.md` and PNG plots to `--out`.
+
+`lenet` measures steady-state training throughput (img/s, batch 256 by
+default), compile time and time per epoch for the LeNet configs on their real
+data, and with `--torch` the same model trained by PyTorch eager in the same
+run, so the ratio is measured side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm import tqdm
+
+import jaxcnn
+
+# (batch, image size, in channels, out channels, kernel size); padding 'SAME', stride 1.
+FULL_SWEEP = [
+    (1, 3, 1, 1, 2),  # the lecture's example
+    (1, 8, 1, 1, 3),
+    (1, 16, 1, 1, 3),
+    (1, 32, 1, 1, 5),
+    (256, 28, 1, 6, 5),  # LeNet conv1
+    (256, 14, 6, 16, 5),  # LeNet conv2
+    (64, 32, 32, 64, 3),
+    (32, 32, 128, 128, 3),  # compute-bound
+    (16, 56, 64, 64, 3),
+]
+QUICK_SWEEP = [(1, 3, 1, 1, 2), (1, 8, 1, 1, 3), (8, 14, 6, 16, 5)]
+NAIVE_MAX_SIZE = 16  # eager corr2d dispatches one op per pixel: keep it small
+
+
+def time_calls(fn: Callable, *args, repeats: int) -> tuple[float, float]:
+    """`(first call, median of the next calls)` in seconds, waiting for each result.
+
+    For a fresh `jax.jit` function the first call traces and compiles; its
+    excess over the median is reported as compile time.
+    """
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    first = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - start)
+    return first, statistics.median(times)
+
+
+def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """This machine's float32 matrix-multiply rate, for scale."""
+    a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n), np.float32))
+    _, seconds = time_calls(jax.jit(jnp.matmul), a, a, repeats=repeats)
+    return 2 * n**3 / seconds / 1e9
+
+
+def conv_implementations(case) -> dict[str, tuple[Callable, bool]]:
+    """name -> (fn(kernel, x), jitted?) for one sweep case."""
+    batch, size, cin, cout, k = case
+
+    def layer(conv):
+        return lambda kernel, x: conv({"kernel": kernel}, x, padding="SAME")
+
+    impls = {}
+    if batch == cin == cout == 1 and size <= NAIVE_MAX_SIZE:
+        pad = ((k - 1) // 2, k // 2)  # SAME for stride 1, as the layers pad
+
+        def naive(kernel, x):
+            return jaxcnn.corr2d(jnp.pad(x[0, :, :, 0], (pad, pad)), kernel[:, :, 0, 0])
+
+        impls["corr2d (naive loops)"] = (naive, False)
+        impls["corr2d jit"] = (jax.jit(naive), True)
+    for name, conv in (
+        ("patches", jaxcnn.conv2d_patches),
+        ("lax", jaxcnn.conv2d),
+        ("auto", jaxcnn.conv2d_auto),
+    ):
+        impls[f"{name} eager"] = (layer(conv), False)
+        impls[f"{name} jit"] = (jax.jit(layer(conv)), True)
+    return impls
+
+
+def bench_conv(quick: bool, out: Path, repeats: int) -> dict:
+    sweep = QUICK_SWEEP if quick else FULL_SWEEP
+    gemm = sgemm_gflops(1024 if quick else 2048)
+    rng = np.random.default_rng(0)
+    results = []
+    total = sum(len(conv_implementations(case)) for case in sweep)
+    with tqdm(total=total, desc="conv", disable=None) as bar:
+        for case in sweep:
+            batch, size, cin, cout, k = case
+            x = jnp.asarray(rng.standard_normal((batch, size, size, cin), np.float32))
+            kernel = jnp.asarray(rng.standard_normal((k, k, cin, cout), np.float32))
+            flops = 2 * batch * size * size * cout * k * k * cin
+            naive_s = None
+            for name, (fn, jitted) in conv_implementations(case).items():
+                first, seconds = time_calls(
+                    fn, kernel, x, repeats=repeats if jitted else max(3, repeats // 4)
+                )
+                row = {
+                    "batch": batch,
+                    "size": size,
+                    "in_channels": cin,
+                    "out_channels": cout,
+                    "kernel": k,
+                    "impl": name,
+                    "jit": jitted,
+                    "median_s": seconds,
+                    "compile_s": first - seconds if jitted else None,
+                    "gflops": flops / seconds / 1e9,
+                }
+                row["sgemm_fraction"] = row["gflops"] / gemm
+                if name.startswith("corr2d (naive"):
+                    naive_s = seconds
+                row["speedup_vs_naive"] = naive_s / seconds if naive_s else None
+                results.append(row)
+                bar.update()
+    report = {
+        "device": device_name(),
+        "sgemm_gflops": gemm,
+        "mode": "quick" if quick else "full",
+        "results": results,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "conv.json").write_text(json.dumps(report, indent=2))
+    (out / "conv.md").write_text(conv_table(report))
+    plot_conv(report, out)
+    return report
+
+
+def conv_table(report: dict) -> str:
+    lines = [
+        f"Device: {report['device']}; sgemm {report['sgemm_gflops']:.0f} GFLOP/s (same run)",
+        "",
+        "| batch x size, cin->cout, k | impl | median ms | compile ms | GFLOP/s | of sgemm | vs naive |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["results"]:
+        shape = f"{r['batch']}x{r['size']}², {r['in_channels']}->{r['out_channels']}, {r['kernel']}"
+        compile_ms = f"{r['compile_s'] * 1e3:.0f}" if r["compile_s"] is not None else ""
+        speedup = f"{r['speedup_vs_naive']:.0f}x" if r["speedup_vs_naive"] else ""
+        lines.append(
+            f"| {shape} | {r['impl']} | {r['median_s'] * 1e3:.3f} | {compile_ms} | {r['gflops']:.2f} | "
+            f"{r['sgemm_fraction']:.1%} | {speedup} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_conv(report: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = report["results"]
+    impls = list(dict.fromkeys(r["impl"] for r in rows))
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for impl in impls:
+        mine = [r for r in rows if r["impl"] == impl]
+        work = [
+            2
+            * r["batch"]
+            * r["size"] ** 2
+            * r["out_channels"]
+            * r["kernel"] ** 2
+            * r["in_channels"]
+            for r in mine
+        ]
+        ax.loglog(work, [r["median_s"] for r in mine], "o-", label=impl)
+    ax.set(
+        xlabel="FLOPs per call",
+        ylabel="median seconds",
+        title=f"conv time vs size ({report['device']})",
+    )
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "conv_time.png", dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    cases = list(
+        dict.fromkeys(
+            (r["batch"], r["size"], r["in_channels"], r["out_channels"], r["kernel"]) for r in rows
+        )
+    )
+    width = 0.8 / len(impls)
+    for i, impl in enumerate(impls):
+        values = {
+            (r["batch"], r["size"], r["in_channels"], r["out_channels"], r["kernel"]): r["gflops"]
+            for r in rows
+            if r["impl"] == impl
+        }
+        ax.bar(
+            [j + i * width for j in range(len(cases))],
+            [values.get(c, 0) for c in cases],
+            width,
+            label=impl,
+        )
+    ax.axhline(report["sgemm_gflops"], color="k", ls="--", label="sgemm")
+    ax.set_xticks(
+        [j + 0.4 for j in range(len(cases))],
+        [f"{b}x{s}²\n{ci}->{co} k{k}" for b, s, ci, co, k in cases],
+        fontsize=7,
+    )
+    ax.set(ylabel="GFLOP/s", yscale="log", title="conv GFLOP/s per implementation")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(out / "conv_gflops.png", dpi=100)
+    plt.close(fig)
+
+
+def device_name() -> str:
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return f"cpu ({platform.processor() or platform.machine()}, {jax.device_count()} device(s))"
+    return f"{device.platform} ({device.device_kind})"
+
+
+def bench_lenet(
+    configs: list[str], batch_size: int, steps: int, with_torch: bool, out: Path
+) -> dict:
+    from jaxcnn import data, training
+
+    rows = []
+    for path in configs:
+        config = load_config(path)
+        config.batch_size = batch_size
+        train, _, num_classes = training.load_data(config)
+        trainer, state = training.create_trainer(config, train, num_classes, steps)
+        index = np.asarray(data.epoch_batches(jax.random.key(1), train.images.shape[0], batch_size))
+        start = time.perf_counter()
+        state, metrics = trainer.train_steps(state, train.images, train.labels, index[:1])
+        jax.block_until_ready(metrics)
+        compile_s = time.perf_counter() - start
+        times = []
+        for i in tqdm(range(1, steps + 1), desc=f"jax {config.model.name}", disable=None):
+            t = time.perf_counter()
+            state, metrics = trainer.train_steps(
+                state, train.images, train.labels, index[i % len(index)][None]
+            )
+            jax.block_until_ready(metrics)
+            times.append(time.perf_counter() - t)
+        step_s = statistics.median(times)
+        row = {
+            "framework": "jax",
+            "config": path,
+            "model": config.model.to_dict(),
+            "batch_size": batch_size,
+            "images_per_s": batch_size / step_s,
+            "median_step_s": step_s,
+            "compile_s": compile_s,
+            "epoch_s": len(index) * step_s,
+        }
+        rows.append(row)
+        if with_torch:
+            rows.append(torch_lenet(config, train, batch_size, steps))
+    report = {"device": device_name(), "rows": rows}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "lenet.json").write_text(json.dumps(report, indent=2))
+    lines = [
+        f"Device: {report['device']}",
+        "",
+        "| framework | config | batch | img/s | step ms | compile s | epoch s |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['framework']} | {r['config']} | {r['batch_size']} | {r['images_per_s']:,.0f} | {r['median_step_s'] * 1e3:.1f} | {r['compile_s']:.2f} | {r['epoch_s']:.1f} |"
+        )
+    (out / "lenet.md").write_text("\n".join(lines) + "\n")
+    return report
+
+
+def torch_lenet(config, train, batch_size: int, steps: int) -> dict:
+    """The same LeNet (layers, widths, Adam) trained by PyTorch eager on the same images."""
+    import torch
+    from torch import nn
+
+    m = config.model
+    if m.name == "lenet":
+        (c1, c2), (h1, h2), act, pool = m.channels, m.hidden, nn.ReLU, nn.MaxPool2d
+    else:
+        (c1, c2), (h1, h2), act, pool = (6, 16), (120, 84), nn.Sigmoid, nn.AvgPool2d
+    size = train.images.shape[1]
+    flat = c2 * ((size // 2 - 4) // 2) ** 2
+    net = nn.Sequential(
+        nn.Conv2d(train.images.shape[-1], c1, 5, padding=2),
+        act(),
+        pool(2),
+        nn.Conv2d(c1, c2, 5),
+        act(),
+        pool(2),
+        nn.Flatten(),
+        nn.Linear(flat, h1),
+        act(),
+        nn.Linear(h1, h2),
+        act(),
+        nn.Linear(h2, 10),
+    )
+    opt = (
+        torch.optim.Adam(net.parameters(), lr=1e-3)
+        if config.optimizer != "sgd"
+        else torch.optim.SGD(net.parameters(), lr=config.learning_rate)
+    )
+    images = torch.from_numpy(np.asarray(train.images)).permute(0, 3, 1, 2).float().div(255)
+    labels = torch.from_numpy(np.asarray(train.labels)).long()
+    perm = torch.randperm(len(images))
+
+    def step(i):
+        idx = perm[(i * batch_size) % (len(images) - batch_size) :][:batch_size]
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(net(images[idx]), labels[idx])
+        loss.backward()
+        opt.step()
+
+    start = time.perf_counter()
+    step(0)
+    first_s = time.perf_counter() - start
+    times = []
+    for i in tqdm(range(1, steps + 1), desc=f"torch {m.name}", disable=None):
+        t = time.perf_counter()
+        step(i)
+        times.append(time.perf_counter() - t)
+    step_s = statistics.median(times)
+    return {
+        "framework": f"torch {torch.__version__} eager",
+        "config": "same model",
+        "batch_size": batch_size,
+        "images_per_s": batch_size / step_s,
+        "median_step_s": step_s,
+        "compile_s": first_s,
+        "epoch_s": len(images) // batch_size * step_s,
+        "threads": torch.get_num_threads(),
+    }
+
+
+def load_config(path: str):
+    """Runs `get_config()` from a config file, as train.py's --config does."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m jaxcnn.bench", description=__doc__.split("\n\n")[0]
+    )
+    sub = parser.add_subparsers(dest="bench", required=True)
+    conv = sub.add_parser("conv", help="jitted against naive convolution")
+    conv.add_argument("--quick", action="store_true", help="a small sweep (for tests)")
+    conv.add_argument("--repeats", type=int, default=20)
+    conv.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    lenet = sub.add_parser("lenet", help="LeNet training throughput")
+    lenet.add_argument("--configs", nargs="+", default=["configs/lenet.py", "configs/lenet_d2l.py"])
+    lenet.add_argument("--batch-size", type=int, default=256)
+    lenet.add_argument("--steps", type=int, default=50)
+    lenet.add_argument(
+        "--torch", action="store_true", help="also train the same model with PyTorch eager"
+    )
+    lenet.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args(argv)
+    if args.bench == "conv":
+        if args.repeats < 1:
+            parser.error("--repeats must be >= 1")
+        print(conv_table(bench_conv(args.quick, args.out, args.repeats)))
+    else:
+        if args.steps < 1 or args.batch_size < 1:
+            parser.error("--steps and --batch-size must be >= 1")
+        report = bench_lenet(args.configs, args.batch_size, args.steps, args.torch, args.out)
+        print((args.out / "lenet.md").read_text())
+        print(
+            json.dumps(
+                [{k: r[k] for k in ("framework", "config", "images_per_s")} for r in report["rows"]]
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

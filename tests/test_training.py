@@ -1,0 +1,187 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+import synthetic
+
+from configs import lenet
+from jaxcnn import training
+
+ROOT = Path(__file__).parent.parent
+METRIC_KEYS = {
+    "epoch",
+    "step",
+    "train_loss",
+    "train_accuracy",
+    "test_loss",
+    "test_accuracy",
+    "epoch_time_s",
+    "images_per_s",
+    "elapsed_s",
+}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return synthetic.write_dataset(root / "idx"), root / "tfds"
+
+
+def small_config(dataset, **overrides):
+    source, tfds_dir = dataset
+    config = lenet.get_config()
+    config.dataset = "synthetic"
+    config.data_dir = str(source)
+    config.tfds_dir = str(tfds_dir)
+    config.model.channels = (4, 8)
+    config.model.hidden = (32, 16)
+    config.batch_size = 32
+    config.eval_batch_size = 64  # 200 test images: the last batch is partial
+    config.num_epochs = 2
+    config.learning_rate = 3e-3
+    for key, value in overrides.items():
+        config[key] = value
+    return config
+
+
+def test_trains_well_above_chance_and_writes_results(dataset, tmp_path):
+    final = training.train_and_evaluate(small_config(dataset), tmp_path)
+    assert final["test_accuracy"] > 0.9  # chance is 0.25
+    rows = training.read_metrics(tmp_path / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert all(set(r) == METRIC_KEYS for r in rows)
+    assert [r["step"] for r in rows] == [24, 48]  # 768 // 32 steps per epoch
+    assert rows[1]["test_loss"] < rows[0]["test_loss"]
+    assert (tmp_path / "learning_curves.png").stat().st_size > 1000
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [
+        "1",
+        "2",
+    ]
+    assert json.loads((tmp_path / "config.json").read_text())["batch_size"] == 32
+
+
+def test_resume_continues_where_it_stopped(dataset, tmp_path, monkeypatch):
+    straight = training.train_and_evaluate(small_config(dataset), tmp_path / "straight")
+
+    real_batches = training.data.epoch_batches
+    calls = []
+
+    def interrupted_in_epoch_2(*args):
+        calls.append(args)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C in epoch 2
+        return real_batches(*args)
+
+    monkeypatch.setattr(training.data, "epoch_batches", interrupted_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        training.train_and_evaluate(small_config(dataset), tmp_path / "resumed")
+    monkeypatch.setattr(training.data, "epoch_batches", real_batches)
+    assert len(training.read_metrics(tmp_path / "resumed" / "metrics.jsonl")) == 1
+
+    resumed = training.train_and_evaluate(small_config(dataset), tmp_path / "resumed")
+    rows = training.read_metrics(tmp_path / "resumed" / "metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [1, 2]  # the first run's line is kept
+    # Same seed, same data order, restored optimizer and RNG: the same numbers as one run.
+    for key in ("step", "train_loss", "test_loss", "test_accuracy"):
+        np.testing.assert_allclose(resumed[key], straight[key], rtol=1e-5)
+    again = training.train_and_evaluate(small_config(dataset), tmp_path / "resumed")
+    assert (
+        again["epoch"] == 2
+        and len(training.read_metrics(tmp_path / "resumed" / "metrics.jsonl")) == 2
+    )
+
+
+def test_compilations_do_not_grow_with_epochs(dataset, tmp_path):
+    compiles = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda event, duration, **kw: (
+            compiles.append(event)
+            if event == "/jax/core/compile/backend_compile_duration"
+            else None
+        )
+    )
+    counts = []
+    for epochs in (1, 3):
+        compiles.clear()
+        training.train_and_evaluate(
+            small_config(dataset, num_epochs=epochs, seed=epochs), tmp_path / str(epochs)
+        )
+        counts.append(len(compiles))
+    assert counts[0] > 0 and counts[1] == counts[0]
+
+
+def test_patches_model_trains(dataset, tmp_path):
+    config = small_config(dataset)
+    config.model.conv_impl = "patches"
+    assert training.train_and_evaluate(config, tmp_path / "patches")["test_accuracy"] > 0.9
+
+
+def test_augment_flips_and_shifts():
+    x = np.arange(2 * 4 * 4, dtype=np.float32).reshape(2, 4, 4, 1)
+    flipped = np.asarray(training.augment(jax.random.key(0), x, "flip"))
+    for image, out in zip(x, flipped):
+        assert np.array_equal(out, image) or np.array_equal(out, image[:, ::-1])
+    shifted = np.asarray(training.augment(jax.random.key(0), x, "shift"))
+    assert shifted.shape == x.shape and np.all(shifted.sum((1, 2, 3)) <= x.sum((1, 2, 3)))
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ({"augment": "mixup"}, "`augment` must be one of"),
+        ({"batch_size": 0}, "`batch_size` must be a positive int"),
+        ({"optimizer": "lion"}, "`optimizer` must be"),
+        ({"batch_size": 5000}, "larger than the training set"),
+    ],
+)
+def test_bad_config_values(dataset, tmp_path, override, match):
+    with pytest.raises(training.ConfigError, match=match):
+        training.train_and_evaluate(small_config(dataset, **override), tmp_path)
+
+
+def test_bad_model_name(dataset, tmp_path):
+    config = small_config(dataset)
+    config.model.name = "alexnet"
+    with pytest.raises(training.ConfigError, match="`model.name` must be one of"):
+        training.train_and_evaluate(config, tmp_path)
+
+
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "train.py", "--config", "configs/lenet.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize(
+    "flag, match",
+    [
+        ("--config.num_epochs=three", "num_epochs"),
+        ("--config.no_such_key=1", "no_such_key"),
+    ],
+)
+def test_cli_rejects_bad_overrides(tmp_path, flag, match):
+    result = run_cli("--workdir", str(tmp_path), flag)
+    assert result.returncode != 0
+    assert match in result.stderr
+
+
+def test_cli_missing_data_is_one_line(tmp_path):
+    result = run_cli(
+        "--workdir",
+        str(tmp_path),
+        f"--config.data_dir={tmp_path / 'none'}",
+        f"--config.tfds_dir={tmp_path}",
+    )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert (
+        last.startswith("train.py: no train-images-idx3-ubyte") and "dataset-fashion-mnist" in last
+    )
