@@ -10,9 +10,11 @@ def get_config():
     config.model.channels = (8, 16)  # conv1, conv2 output channels
     config.model.hidden = (120, 84)  # fc1, fc2 widths
     config.augment = "flip"  # random left-right flips; shifts cost accuracy at this size
-    config.optimizer = "adam"
+    config.optimizer = "adamw"
+    config.weight_decay = 0.05  # decoupled; the model overfits without it
+    config.label_smoothing = 0.1
     config.learning_rate = 2e-3  # peak of the one-cycle schedule
     config.schedule = "onecycle"
     config.batch_size = 128  # faster per image than 256 on 2 CPU cores
-    config.num_epochs = 18  # ~110 s on 2 CPU cores
+    config.num_epochs = 17  # 110-116 s for the whole run on 2 CPU cores
     return config

@@ -29,6 +29,7 @@ from jaxcnn.geometry import (
     as_image_batch,
     window_geometry,
 )
+from jaxcnn.params import kernel_and_bias
 
 Params = Mapping[str, jax.Array]
 
@@ -68,18 +69,7 @@ def _check_conv(
     groups: int,
 ) -> tuple[jax.Array, jax.Array | None, jax.Array, bool, Geometry]:
     """Validates a conv call; returns kernel, bias, NHWC x, unbatch flag, geometry."""
-    if not isinstance(params, Mapping) or "kernel" not in params:
-        got = sorted(params) if isinstance(params, Mapping) else type(params).__name__
-        raise ValueError(
-            f"`params` must be a dict with a 'kernel' (kh, kw, in/groups, out) "
-            f"and optional 'bias' (out,), got {got}"
-        )
-    kernel, bias = params["kernel"], params.get("bias")
-    if kernel.ndim != 4:
-        raise ValueError(
-            f"`params['kernel']` must be 4-D HWIO (kh, kw, in_channels // groups, "
-            f"out_channels), got shape {kernel.shape}"
-        )
+    kernel, bias = kernel_and_bias(params, "(kh, kw, in_channels // groups, out_channels)")
     if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
         raise ValueError(f"`groups` must be a positive int, got {groups!r}")
     x, unbatched = as_image_batch(x)

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 
 import jax
 
+from jaxcnn.params import kernel_and_bias
+
 Params = Mapping[str, jax.Array]
 
 
@@ -27,17 +29,7 @@ def dense(params: Params, x: jax.Array) -> jax.Array:
     Returns:
       `(..., out_features)`.
     """
-    if not isinstance(params, Mapping) or "kernel" not in params:
-        got = sorted(params) if isinstance(params, Mapping) else type(params).__name__
-        raise ValueError(
-            f"`params` must be a dict with a 'kernel' (in_features, out_features) "
-            f"and optional 'bias' (out_features,), got {got}"
-        )
-    kernel, bias = params["kernel"], params.get("bias")
-    if kernel.ndim != 2:
-        raise ValueError(
-            f"`params['kernel']` must be 2-D (in_features, out_features), got shape {kernel.shape}"
-        )
+    kernel, bias = kernel_and_bias(params, "(in_features, out_features)")
     if x.ndim < 1 or x.shape[-1] != kernel.shape[0]:
         raise ValueError(
             f"`x` must end in {kernel.shape[0]} features to match the kernel, got shape {x.shape}"
