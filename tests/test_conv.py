@@ -304,7 +304,13 @@ GOOD_PARAMS = {"kernel": jnp.ones((3, 3, 4, 8)), "bias": jnp.ones(8)}
             ValueError,
             r"`params` must be a dict with a 'kernel'.*\['weight'\]",
         ),
-        ({"kernel": jnp.ones((3, 4, 8))}, GOOD_X, {}, ValueError, r"must be 4-D \(kh, kw, in_channels // groups, out_channels\)"),
+        (
+            {"kernel": jnp.ones((3, 4, 8))},
+            GOOD_X,
+            {},
+            ValueError,
+            r"must be 4-D \(kh, kw, in_channels // groups, out_channels\)",
+        ),
         (
             {"kernel": jnp.ones((3, 3, 4, 8)), "bias": jnp.ones(4)},
             GOOD_X,

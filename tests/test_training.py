@@ -185,3 +185,15 @@ def test_cli_missing_data_is_one_line(tmp_path):
     assert (
         last.startswith("train.py: no train-images-idx3-ubyte") and "dataset-fashion-mnist" in last
     )
+
+
+def test_train_loss_is_plain_cross_entropy(dataset):
+    config = small_config(dataset, label_smoothing=0.2, augment="")
+    train, _, num_classes = training.load_data(config)
+    trainer, state = training.create_trainer(config, train, num_classes, steps_per_epoch=24)
+    index = np.arange(32)[None]
+    logits = trainer.model.apply(state.params, trainer.normalize(train.images[index[0]]))
+    log_p = np.asarray(jax.nn.log_softmax(logits))
+    expected = -np.mean(np.take_along_axis(log_p, np.asarray(train.labels[index[0]])[:, None], 1))
+    _, metrics = trainer.train_steps(state, train.images, train.labels, index)  # donates `state`
+    np.testing.assert_allclose(metrics["loss"][0], expected, rtol=1e-5)
