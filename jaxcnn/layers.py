@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from jaxcnn import conv as conv_lib
 from jaxcnn import init as init_lib
-from jaxcnn import linear as linear
+from jaxcnn import linear
 from jaxcnn import pool as pool_lib
 from jaxcnn.geometry import IntPair, Padding
 
@@ -87,12 +87,7 @@ def conv2d(
     if impl not in CONV_IMPLS:
         raise ValueError(f"`impl` must be one of {sorted(CONV_IMPLS)}, got {impl!r}")
     apply = functools.partial(
-        _apply_conv,
-        CONV_IMPLS[impl],
-        stride=stride,
-        padding=padding,
-        dilation=dilation,
-        groups=groups,
+        CONV_IMPLS[impl], stride=stride, padding=padding, dilation=dilation, groups=groups
     )
 
     def make_params(key, input_shape):
@@ -107,10 +102,6 @@ def conv2d(
         )
 
     return _parametrised(make_params, apply)
-
-
-def _apply_conv(conv, params, x, **options):
-    return conv(params, x, **options)
 
 
 def dense(

@@ -1,8 +1,8 @@
 """Training and evaluation: `train_and_evaluate(config, workdir)`.
 
-One jitted `train_steps` runs a chunk of steps with `lax.scan`, gathering each
-batch on the device from the device-resident split; one jitted `evaluate`
-scores a whole split. State is a small NamedTuple checkpointed with orbax
+One jitted `train_steps` runs one step (or, with `steps_per_call` > 1, a
+`lax.scan` over several), gathering each batch on the device from the
+device-resident split; one jitted `evaluate` scores a whole split. State is a small NamedTuple checkpointed with orbax
 after every epoch; rerunning with the same workdir resumes from the latest.
 """
 
@@ -105,6 +105,12 @@ def augment(rng: jax.Array, x: jax.Array, kind: str) -> jax.Array:
     return x
 
 
+def scores(log_p: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per-example cross-entropy and 0/1 correctness from `[B, classes]` log-probabilities."""
+    cross_entropy = -jnp.take_along_axis(log_p, labels[:, None], axis=-1)[:, 0]
+    return cross_entropy, (jnp.argmax(log_p, -1) == labels).astype(log_p.dtype)
+
+
 class Trainer:
     """The jitted pieces of training, closed over the model, optimizer and data statistics."""
 
@@ -116,14 +122,14 @@ class Trainer:
         return (images.astype(jnp.float32) / 255.0 - self.mean) / self.std
 
     def loss(self, params, x, labels):
-        logits = self.model.apply(params, x)
+        """Label-smoothed cross-entropy to minimise; plain cross-entropy and accuracy to report."""
+        log_p = jax.nn.log_softmax(self.model.apply(params, x))
         targets = optax.smooth_labels(
-            jax.nn.one_hot(labels, logits.shape[-1]), self.config.label_smoothing
+            jax.nn.one_hot(labels, log_p.shape[-1]), self.config.label_smoothing
         )
-        loss = optax.softmax_cross_entropy(logits, targets).mean()
-        # Reported: plain cross-entropy, comparable with the test loss.
-        cross_entropy = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-        return loss, (cross_entropy, jnp.mean(jnp.argmax(logits, -1) == labels))
+        loss = -jnp.sum(targets * log_p, axis=-1).mean()
+        cross_entropy, correct = scores(log_p, labels)
+        return loss, (cross_entropy.mean(), correct.mean())
 
     def train_step(self, state: TrainState, images, labels) -> tuple[TrainState, dict]:
         rng, aug_key = jax.random.split(jax.random.wrap_key_data(state.rng))
@@ -160,9 +166,8 @@ class Trainer:
 
         def batch(totals, inputs):
             index, weight = inputs
-            logits = self.model.apply(params, self.normalize(images[index]))
-            loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels[index])
-            correct = jnp.argmax(logits, -1) == labels[index]
+            log_p = jax.nn.log_softmax(self.model.apply(params, self.normalize(images[index])))
+            loss, correct = scores(log_p, labels[index])
             return jax.tree.map(
                 jnp.add, totals, (jnp.sum(loss * weight), jnp.sum(correct * weight))
             ), None
