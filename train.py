@@ -9,7 +9,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxcnn import data, training
+from jaxcnn import data, malloc, training
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -21,6 +21,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
+    malloc.retain_freed_memory()
     if len(argv) > 1:
         sys.exit(f"train.py: unexpected arguments {argv[1:]}")
     try:

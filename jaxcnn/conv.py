@@ -5,8 +5,9 @@
 - `conv2d`: batched, multi-channel, through `jax.lax.conv_general_dilated`.
 - `conv2d_patches`: the same semantics written by hand: cut the padded input
   into patches with strided slices (im2col) and do one matrix product.
-- `conv2d_auto`: the fastest of the two forms per layer on CPU, gradients from
-  `lax` (see its docstring for the measurements behind the choice).
+- `conv2d_auto`: the same numbers computed the fastest way for the layer's
+  shape on CPU: a sum over kernel taps, matrix products over banded patches,
+  or `lax` (see its docstring for the measurements behind the choice).
 
 Images are NHWC, kernels HWIO: `(kh, kw, in_channels // groups, out_channels)`.
 Parameters are `{"kernel": ..., "bias": ...}`; `"bias"` is optional.
@@ -19,6 +20,7 @@ from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxcnn.geometry import (
@@ -193,9 +195,12 @@ def conv2d_patches(
     return _finish(y.reshape(n, oh, ow, out_channels), bias, unbatched)
 
 
-# At most this many input channels per group, `conv2d_auto`'s forward sums over
-# kernel taps; above it, `lax` is faster on CPU.
+# `conv2d_auto`'s choices, measured on LeNet's layers (batch 256, 2 CPU cores):
+# with at most TAP_SUM_MAX_CHANNELS input channels per group the forward sums
+# over kernel taps; with at most BANDED_MAX_CHANNELS (and one group) forward
+# and gradients are banded matrix products; above that, `lax` is faster.
 TAP_SUM_MAX_CHANNELS = 4
+BANDED_MAX_CHANNELS = 16
 
 
 def conv2d_auto(
@@ -207,19 +212,29 @@ def conv2d_auto(
     dilation: IntPair = 1,
     groups: int = 1,
 ) -> jax.Array:
-    """`conv2d` with a forward chosen per layer for speed on CPU; same results.
+    """`conv2d` computed the fastest way for the layer's shape on CPU; same results.
 
-    With few input channels (<= `TAP_SUM_MAX_CHANNELS` per group, such as a
-    first layer on grey images) the forward is the lecture's sum over kernel
-    taps, `y = sum_{p,q} x_shifted(p, q) @ kernel[p, q]`, which XLA fuses into
-    one pass: 0.7 ms against 10 ms for `lax.conv_general_dilated` on LeNet's
-    first layer (batch 256, 28x28x1 -> 6, 2 CPU cores). Otherwise the forward
-    is `lax`. Gradients always come from `lax`'s own VJP, the fastest here.
+    XLA's CPU convolution is slow for few channels, above all its gradients
+    (LeNet's second layer: ~14 ms forward and backward at batch 256, where the
+    same arithmetic as a matrix product takes ~4 ms). So, by input channels per
+    group `c`:
+
+    - `c <= TAP_SUM_MAX_CHANNELS` (a first layer on grey or RGB images): the
+      forward is the lecture's sum over kernel taps, which XLA fuses into one
+      pass (0.8 ms against 10 ms for LeNet's first layer); gradients as below
+      with one group, else from `lax`.
+    - `c <= BANDED_MAX_CHANNELS` and one group: forward and gradients are
+      matrix products over banded patches (see `_banded_conv`).
+    - otherwise `lax.conv_general_dilated`, forward and gradients.
+
     Arguments, shapes and errors as `conv2d`.
     """
     kernel, bias, x, unbatched, geom = _check_conv(params, x, stride, padding, dilation, groups)
-    if kernel.shape[2] <= TAP_SUM_MAX_CHANNELS:
-        y = _tap_sum_with_lax_grad(x, kernel, geom, groups)
+    group_in = kernel.shape[2]
+    if group_in <= TAP_SUM_MAX_CHANNELS:
+        y = _tap_sum_with_matmul_grad(x, kernel, geom, groups)
+    elif group_in <= BANDED_MAX_CHANNELS and groups == 1:
+        y = _banded_conv(x, kernel, geom)
     else:
         y = _lax_conv(x, kernel, geom, groups)
     return _finish(y, bias, unbatched)
@@ -243,8 +258,65 @@ def _tap_sum(x: jax.Array, kernel: jax.Array, geom: Geometry, groups: int) -> ja
     return y.reshape(n, oh, ow, out_channels)
 
 
+def _column_block(out_w: int, extent: int, stride: int) -> int:
+    """Output columns per banded block.
+
+    At least enough that a block's patch (`(B - 1) * stride + extent` pixels
+    wide) at most doubles its `B * stride` new pixels; up to twice that, the
+    size that pads the row least (LeNet's 10-pixel rows: 5, not 4 and 12).
+    """
+    fewest = min(out_w, max(1, -(-(extent - stride) // stride)))
+    sizes = range(fewest, min(out_w, 2 * fewest) + 1)
+    return min(sizes, key=lambda block: (-(-out_w // block) * block, block))
+
+
+def _banded_conv(x: jax.Array, kernel: jax.Array, geom: Geometry) -> jax.Array:
+    """One-group convolution as one matrix product per block of output columns.
+
+    A block of `B` neighbouring output pixels in a row reads `kh` input rows of
+    `bw = (B - 1) * sw + (kw - 1) * dw + 1` pixels each (its "banded patch"),
+    and the kernel acts on that patch as a banded matrix
+    `band[(p, v, c), (j, o)] = kernel[p, q, c, o]` where `v = j * sw + q * dw`
+    (zero elsewhere). So `y_block = patch @ band`: `(n * oh * blocks, kh * bw * c)`
+    times `(kh * bw * c, B * o)`. With `B = 1` this is im2col; a larger `B`
+    repeats fewer input pixels than im2col would the more it widens the
+    product (`B * o` columns), which is what matrix units need, at the cost of
+    multiplying the band's zeros. Its gradients, from autodiff, are matrix
+    products of the same sizes.
+
+    Args:
+      x: NHWC `(n, h, w, c)`.
+      kernel: HWIO `(kh, kw, c, o)`.
+      geom: the kernel's geometry over `x`.
+
+    Returns:
+      NHWC `(n, out_h, out_w, o)`.
+    """
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geom.window, geom.stride, geom.dilation, geom.out_hw
+    _, _, c, o = kernel.shape
+    block = _column_block(ow, (kw - 1) * dw + 1, sw)
+    blocks = -(-ow // block)
+    bw = (block - 1) * sw + (kw - 1) * dw + 1
+    # Zeros on the right let the last block run past the image.
+    needed_w = (blocks * block - 1) * sw + (kw - 1) * dw + 1
+    (top, bottom), (left, right) = geom.padding
+    padded_w = x.shape[2] + left + right
+    x = jnp.pad(x, ((0, 0), (top, bottom), (left, right + max(0, needed_w - padded_w)), (0, 0)))
+    n = x.shape[0]
+    rows = jnp.stack([x[:, p * dh : p * dh + (oh - 1) * sh + 1 : sh] for p in range(kh)], axis=2)
+    patches = jnp.stack(
+        [rows[:, :, :, b * block * sw : b * block * sw + bw] for b in range(blocks)], axis=2
+    )  # (n, oh, blocks, kh, bw, c)
+    taps = np.zeros((kw, bw, block), np.float32)  # taps[q, v, j] = 1 where v == j * sw + q * dw
+    for q in range(kw):
+        taps[q, np.arange(block) * sw + q * dw, np.arange(block)] = 1
+    band = jnp.einsum("pqco,qvj->pvcjo", kernel, jnp.asarray(taps, kernel.dtype))
+    y = patches.reshape(n * oh * blocks, kh * bw * c) @ band.reshape(kh * bw * c, block * o)
+    return y.reshape(n, oh, blocks * block, o)[:, :, :ow]
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _tap_sum_with_lax_grad(
+def _tap_sum_with_matmul_grad(
     x: jax.Array, kernel: jax.Array, geom: Geometry, groups: int
 ) -> jax.Array:
     return _tap_sum(x, kernel, geom, groups)
@@ -254,10 +326,15 @@ def _tap_sum_fwd(x, kernel, geom, groups):
     return _tap_sum(x, kernel, geom, groups), (x, kernel)
 
 
-def _lax_conv_bwd(geom, groups, residuals, grad):
+def _matmul_conv_bwd(geom, groups, residuals, grad):
+    """Gradients of the banded products (one group) or of `lax` (groups)."""
     x, kernel = residuals
-    _, vjp = jax.vjp(lambda x, kernel: _lax_conv(x, kernel, geom, groups), x, kernel)
+    if groups == 1:
+        conv = lambda x, kernel: _banded_conv(x, kernel, geom)  # noqa: E731
+    else:
+        conv = lambda x, kernel: _lax_conv(x, kernel, geom, groups)  # noqa: E731
+    _, vjp = jax.vjp(conv, x, kernel)
     return vjp(grad)
 
 
-_tap_sum_with_lax_grad.defvjp(_tap_sum_fwd, _lax_conv_bwd)
+_tap_sum_with_matmul_grad.defvjp(_tap_sum_fwd, _matmul_conv_bwd)

@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -78,8 +80,10 @@ PADDING_FORMS = st.sampled_from(["int", "pair", "pairs", "SAME", "VALID"])
 @st.composite
 def conv_cases(draw):
     groups = draw(st.sampled_from([1, 1, 2, 3]))
-    cin = groups * draw(st.integers(1, 2))
-    cout = groups * draw(st.integers(1, 2))
+    # 6 channels per group reach conv2d_auto's banded products (one group), 16
+    # output channels split their rows into several column blocks.
+    cin = groups * draw(st.sampled_from([1, 2, 6]))
+    cout = groups * draw(st.sampled_from([1, 2, 16]))
     kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
     dilation = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
@@ -206,11 +210,21 @@ def test_patches_uses_no_conv_primitive():
     assert "conv_general_dilated" in str(jax.make_jaxpr(jaxcnn.conv2d)(params, x))
 
 
-@pytest.mark.parametrize("in_channels, uses_lax_forward", [(1, False), (4, False), (5, True)])
-def test_auto_picks_forward_by_channels(in_channels, uses_lax_forward):
-    x, params = jnp.ones((1, 6, 6, in_channels)), {"kernel": jnp.ones((3, 3, in_channels, 2))}
-    forward = str(jax.make_jaxpr(jaxcnn.conv2d_auto)(params, x))
-    assert ("conv_general_dilated" in forward) == uses_lax_forward
+@pytest.mark.parametrize(
+    "in_channels, groups, forward_conv, gradient_conv",
+    [(1, 1, False, False), (4, 1, False, False), (5, 1, False, False), (17, 1, True, True)]
+    + [(4, 2, False, True), (10, 2, True, True)],
+)
+def test_auto_picks_implementation_by_channels(in_channels, groups, forward_conv, gradient_conv):
+    # Tap sums (c <= 4 per group), banded products (c <= 16, one group), else lax.
+    x = jnp.ones((1, 6, 6, in_channels))
+    params = {"kernel": jnp.ones((3, 3, in_channels // groups, 2 * groups))}
+    conv = functools.partial(jaxcnn.conv2d_auto, groups=groups)
+    forward = str(jax.make_jaxpr(conv)(params, x))
+    gradient = str(jax.make_jaxpr(jax.grad(lambda p, x: conv(p, x).sum(), (0, 1)))(params, x))
+    assert ("conv_general_dilated" in forward) == forward_conv
+    assert ("conv_general_dilated" in gradient) == gradient_conv
+    assert ("dot_general" in gradient) == (not gradient_conv)
 
 
 @pytest.mark.parametrize("conv", CONVS)

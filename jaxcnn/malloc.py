@@ -1,0 +1,39 @@
+"""Keep freed memory in the process: a CPU training step runs ~2x faster.
+
+XLA's CPU runtime allocates each call's temporary buffers afresh and frees
+them after. glibc's malloc serves large blocks straight from the OS (`mmap`)
+and hands them back on `free`, so every training step touches megabytes of
+new pages, each a page fault the kernel must zero-fill: 9,200 faults and
+~17 ms of a 34 ms LeNet step (batch 256, 2 CPU cores). Telling malloc to keep
+freed memory for reuse (the effect of `LD_PRELOAD`ing tcmalloc or jemalloc,
+which TensorFlow and PyTorch recommend on CPU) takes that to zero.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+# From glibc's <malloc.h>.
+M_TRIM_THRESHOLD = -1
+M_MMAP_MAX = -4
+
+
+def retain_freed_memory() -> bool:
+    """Tells glibc's malloc to serve every block from its heap and never trim it.
+
+    Affects the whole process from the call on; freed memory stays reserved
+    for reuse instead of returning to the OS. Call it once at program start
+    (`train.py` and the benchmarks do).
+
+    Returns:
+      True if applied; False where the C library has no `mallopt` (not glibc).
+    """
+    name = ctypes.util.find_library("c")
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    settings = [(M_MMAP_MAX, 0), (M_TRIM_THRESHOLD, 2**31 - 1)]
+    return all([mallopt(option, value) for option, value in settings])
