@@ -216,7 +216,7 @@ def conv2d_auto(
 
     XLA's CPU convolution is slow for few channels, above all its gradients
     (LeNet's second layer: ~14 ms forward and backward at batch 256, where the
-    same arithmetic as a matrix product takes ~4 ms). So, by input channels per
+    same arithmetic as matrix products takes ~5 ms). So, by input channels per
     group `c`:
 
     - `c <= TAP_SUM_MAX_CHANNELS` (a first layer on grey or RGB images): the

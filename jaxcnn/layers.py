@@ -180,7 +180,8 @@ def summary(model: Sequential, params: Params, input_shape: Shape) -> str:
     """A table of each layer's output shape, parameter count and FLOPs per example.
 
     FLOPs are XLA's own count (`cost_analysis` of the lowered layer) for a
-    batch of one.
+    batch of one, of the arithmetic as implemented: `conv2d_auto`'s banded
+    products count the multiplications by the band's zeros too.
     """
     rows = [("layer", "output shape", "params", "FLOPs")]
     shape = (1, *input_shape[1:])
