@@ -270,11 +270,11 @@ def bench_lenet(
             "epoch_s": len(index) * step_s,
         }
         rows.append(row)
-        peers.append((config, train))
+        peers.append((config, train, row))
     if with_torch:
         # After all JAX runs: PyTorch's OpenMP threads keep spinning after its
         # steps and would slow whatever runs next on the same cores.
-        for (config, train), row in zip(peers, list(rows)):
+        for config, train, row in peers:
             peer = torch_lenet(config, train, batch_size, steps)
             peer["jax_speedup"] = row["images_per_s"] / peer["images_per_s"]
             rows.append(peer)

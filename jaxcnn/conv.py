@@ -29,6 +29,7 @@ from jaxcnn.geometry import (
     IntPair,
     Padding,
     as_image_batch,
+    effective_window,
     window_geometry,
 )
 from jaxcnn.params import kernel_and_bias
@@ -163,10 +164,15 @@ def _tap_slices(x: jax.Array, geom: Geometry) -> list[jax.Array]:
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geom.window, geom.stride, geom.dilation, geom.out_hw
     x = jnp.pad(x, ((0, 0), *geom.padding, (0, 0)))
     return [
-        x[:, p * dh : p * dh + (oh - 1) * sh + 1 : sh, q * dw : q * dw + (ow - 1) * sw + 1 : sw]
+        x[:, _strided(p * dh, oh, sh), _strided(q * dw, ow, sw)]
         for p in range(kh)
         for q in range(kw)
     ]
+
+
+def _strided(start: int, count: int, stride: int) -> slice:
+    """The `count` indices `start, start + stride, ...` that one kernel tap visits along an axis."""
+    return slice(start, start + (count - 1) * stride + 1, stride)
 
 
 def conv2d_patches(
@@ -294,16 +300,17 @@ def _banded_conv(x: jax.Array, kernel: jax.Array, geom: Geometry) -> jax.Array:
     """
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geom.window, geom.stride, geom.dilation, geom.out_hw
     _, _, c, o = kernel.shape
-    block = _column_block(ow, (kw - 1) * dw + 1, sw)
+    _, extent = effective_window(geom.window, geom.dilation)
+    block = _column_block(ow, extent, sw)
     blocks = -(-ow // block)
-    bw = (block - 1) * sw + (kw - 1) * dw + 1
+    bw = (block - 1) * sw + extent
     # Zeros on the right let the last block run past the image.
-    needed_w = (blocks * block - 1) * sw + (kw - 1) * dw + 1
+    needed_w = (blocks * block - 1) * sw + extent
     (top, bottom), (left, right) = geom.padding
     padded_w = x.shape[2] + left + right
     x = jnp.pad(x, ((0, 0), (top, bottom), (left, right + max(0, needed_w - padded_w)), (0, 0)))
     n = x.shape[0]
-    rows = jnp.stack([x[:, p * dh : p * dh + (oh - 1) * sh + 1 : sh] for p in range(kh)], axis=2)
+    rows = jnp.stack([x[:, _strided(p * dh, oh, sh)] for p in range(kh)], axis=2)
     patches = jnp.stack(
         [rows[:, :, :, b * block * sw : b * block * sw + bw] for b in range(blocks)], axis=2
     )  # (n, oh, blocks, kh, bw, c)
