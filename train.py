@@ -6,16 +6,26 @@ the same --workdir resumes from its latest checkpoint.
 
 import sys
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxcnn import data, malloc, training
+from jaxcnn import data, malloc, parallel, training
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
     "config", None, "Path to a config file with get_config().", lock_config=True
 )
 flags.DEFINE_string("workdir", None, "Where checkpoints, metrics and plots go.")
+flags.DEFINE_bool(
+    "distributed",
+    False,
+    "Run as one process of a multi-host job: jax.distributed.initialize() with the flags below "
+    "(left empty, JAX detects them on Cloud TPU, SLURM and Open MPI).",
+)
+flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (with --distributed).")
+flags.DEFINE_integer("num_processes", None, "Processes in the job (with --distributed).")
+flags.DEFINE_integer("process_id", None, "This process's index (with --distributed).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
@@ -24,6 +34,14 @@ def main(argv):
     malloc.retain_freed_memory()
     if len(argv) > 1:
         sys.exit(f"train.py: unexpected arguments {argv[1:]}")
+    # Both before JAX starts: they fix the devices it will see.
+    try:
+        parallel.use_cpu_devices(FLAGS.config.cpu_devices)
+    except ValueError as e:
+        sys.exit(f"train.py: {e}")
+    if FLAGS.distributed:
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU hosts only
+        jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     try:
         training.train_and_evaluate(FLAGS.config, FLAGS.workdir)
     except (data.DataError, training.ConfigError) as e:

@@ -34,5 +34,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.steps_per_call = (
         1  # steps per jitted call, scanned (rounded down to divide an epoch); 1 is fastest on CPU
     )
+    # Devices
+    config.num_devices = 0  # data parallel over this many devices; 0 = all of the default backend's
+    config.cpu_devices = 1  # XLA devices the host CPU is split into (CPU backend only)
     config.seed = 0
     return config

@@ -9,13 +9,15 @@ same run) and the speed-up of each over the naive loops, and writes
 
 `lenet` measures steady-state training throughput (img/s, batch 256 by
 default), compile time and time per epoch for the LeNet configs on their real
-data, and with `--torch` the same model trained by PyTorch eager in the same
-run, so the ratio is measured side by side.
+data, on each data-parallel device count of `--devices`, and with `--torch`
+the same model trained by PyTorch eager in the same run, so the ratio is
+measured side by side.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 import statistics
@@ -29,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 import jaxcnn
-from jaxcnn import malloc
+from jaxcnn import malloc, parallel
 
 # (batch, image size, in channels, out channels, kernel size); padding 'SAME', stride 1.
 FULL_SWEEP = [
@@ -235,27 +237,33 @@ def device_name() -> str:
 
 
 def bench_lenet(
-    configs: list[str], batch_size: int, steps: int, with_torch: bool, out: Path
+    configs: list[str],
+    batch_size: int,
+    steps: int,
+    with_torch: bool,
+    out: Path,
+    devices: tuple[int, ...] = (1,),
 ) -> dict:
+    """Training img/s of each config on each data-parallel device count, then PyTorch's."""
     from jaxcnn import data, training
 
     rows, peers = [], []
-    for path in configs:
+    for path, num_devices in itertools.product(configs, devices):
         config = load_config(path)
-        config.batch_size = batch_size
+        config.batch_size, config.num_devices = batch_size, num_devices
         train, _, num_classes = training.load_data(config)
         trainer, state = training.create_trainer(config, train, num_classes, steps)
+        images, labels = trainer.replicate(train)
         index = np.asarray(data.epoch_batches(jax.random.key(1), train.images.shape[0], batch_size))
+        index = [trainer.shard_batches(batch[None]) for batch in index[: steps + 1]]
         start = time.perf_counter()
-        state, metrics = trainer.train_steps(state, train.images, train.labels, index[:1])
+        state, metrics = trainer.train_steps(state, images, labels, index[0])
         jax.block_until_ready(metrics)
         compile_s = time.perf_counter() - start
         times = []
         for i in tqdm(range(1, steps + 1), desc=f"jax {config.model.name}", disable=None):
             t = time.perf_counter()
-            state, metrics = trainer.train_steps(
-                state, train.images, train.labels, index[i % len(index)][None]
-            )
+            state, metrics = trainer.train_steps(state, images, labels, index[i % len(index)])
             jax.block_until_ready(metrics)
             times.append(time.perf_counter() - t)
         step_s = statistics.median(times)
@@ -264,13 +272,15 @@ def bench_lenet(
             "config": path,
             "model": config.model.to_dict(),
             "batch_size": batch_size,
+            "devices": trainer.mesh.size,
             "images_per_s": batch_size / step_s,
             "median_step_s": step_s,
             "compile_s": compile_s - step_s,  # the first call's excess
-            "epoch_s": len(index) * step_s,
+            "epoch_s": train.images.shape[0] // batch_size * step_s,
         }
         rows.append(row)
-        peers.append((config, train, row))
+        if num_devices == devices[0]:
+            peers.append((config, train, row))
     if with_torch:
         # After all JAX runs: PyTorch's OpenMP threads keep spinning after its
         # steps and would slow whatever runs next on the same cores.
@@ -284,13 +294,13 @@ def bench_lenet(
     lines = [
         f"Device: {report['device']}",
         "",
-        "| framework | config | batch | img/s | step ms | compile s | epoch s | jaxcnn / this |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| framework | config | devices | batch | img/s | step ms | compile s | epoch s | jaxcnn / this |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         speedup = f"{r['jax_speedup']:.2f}x" if "jax_speedup" in r else ""
         lines.append(
-            f"| {r['framework']} | {r['config']} | {r['batch_size']} | {r['images_per_s']:,.0f} | {r['median_step_s'] * 1e3:.1f} | {r['compile_s']:.2f} | {r['epoch_s']:.1f} | {speedup} |"
+            f"| {r['framework']} | {r['config']} | {r.get('devices', '')} | {r['batch_size']} | {r['images_per_s']:,.0f} | {r['median_step_s'] * 1e3:.1f} | {r['compile_s']:.2f} | {r['epoch_s']:.1f} | {speedup} |"
         )
     (out / "lenet.md").write_text("\n".join(lines) + "\n")
     return report
@@ -385,6 +395,14 @@ def main(argv: list[str] | None = None) -> None:
     lenet.add_argument(
         "--torch", action="store_true", help="also train the same model with PyTorch eager"
     )
+    lenet.add_argument(
+        "--devices",
+        type=int,
+        nargs="+",
+        default=[1],
+        help="data-parallel device counts to train each config on; on CPU the host is split "
+        "into the largest (PyTorch's ratio is taken against the first)",
+    )
     lenet.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
     malloc.retain_freed_memory()
@@ -393,9 +411,15 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--repeats must be >= 1")
         print(conv_table(bench_conv(args.quick, args.out, args.repeats)))
     else:
-        if args.steps < 1 or args.batch_size < 1:
-            parser.error("--steps and --batch-size must be >= 1")
-        report = bench_lenet(args.configs, args.batch_size, args.steps, args.torch, args.out)
+        if args.steps < 1 or args.batch_size < 1 or min(args.devices) < 1:
+            parser.error("--steps, --batch-size and --devices must be >= 1")
+        try:
+            parallel.use_cpu_devices(max(args.devices))
+        except ValueError:
+            pass  # JAX already running (called from Python): use the devices it has
+        report = bench_lenet(
+            args.configs, args.batch_size, args.steps, args.torch, args.out, tuple(args.devices)
+        )
         print((args.out / "lenet.md").read_text())
         print(
             json.dumps(

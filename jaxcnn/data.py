@@ -1,4 +1,4 @@
-"""Datasets through tensorflow-datasets, held on the device.
+"""Datasets through tensorflow-datasets, read once into host arrays.
 
 `IdxImages` is a TFDS builder for any directory of MNIST-format IDX files
 (`train-images-idx3-ubyte[.gz]`, `train-labels-idx1-ubyte[.gz]`, `t10k-...`),
@@ -6,10 +6,11 @@ such as Debian's `dataset-fashion-mnist`. It prepares them as ArrayRecord
 files without TensorFlow, once, in a TFDS data dir; `load_split` reads a split
 back into one NHWC uint8 array and one int32 label array.
 
-Batches are cut on the device: `epoch_batches` permutes indices with a PRNG
-key and drops the last partial batch (as the Flax examples do), so every
-training step has the same shape and nothing recompiles; each epoch's
-permutation differs, so every example is still seen.
+Training keeps a whole split on its devices and cuts batches there:
+`epoch_batches` permutes indices with a PRNG key and drops the last partial
+batch (as the Flax examples do), so every training step has the same shape
+and nothing recompiles; each epoch's permutation differs, so every example is
+still seen.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import tensorflow_datasets as tfds
 
@@ -97,8 +97,8 @@ class IdxImages(tfds.core.GeneratorBasedBuilder):
 
 
 class Split(NamedTuple):
-    images: jax.Array  # [N, H, W, C] uint8
-    labels: jax.Array  # [N] int32
+    images: np.ndarray  # [N, H, W, C] uint8
+    labels: np.ndarray  # [N] int32
 
 
 def dataset_builder(
@@ -139,7 +139,7 @@ def load_split(builder: tfds.core.DatasetBuilder, split: str) -> Split:
     if images.ndim == 3:
         images = images[..., None]
     labels = np.array([r["label"] for r in records], np.int32)
-    return Split(jnp.asarray(images), jnp.asarray(labels))
+    return Split(images, labels)
 
 
 def epoch_batches(key: jax.Array, num_examples: int, batch_size: int) -> jax.Array:

@@ -1,9 +1,12 @@
 """Training and evaluation: `train_and_evaluate(config, workdir)`.
 
 One jitted `train_steps` runs one step (or, with `steps_per_call` > 1, a
-`lax.scan` over several), gathering each batch on the device from the
-device-resident split; one jitted `evaluate` scores a whole split. State is a small NamedTuple checkpointed with orbax
-after every epoch; rerunning with the same workdir resumes from the latest.
+`lax.scan` over several), gathering each batch on the devices from the
+device-resident split; one jitted `evaluate` scores a whole split. Training is
+data parallel over `config.num_devices` devices (see `jaxcnn.parallel`): the
+state and the splits are replicated, each batch is split across the devices.
+State is a small NamedTuple checkpointed with orbax after every epoch;
+rerunning with the same workdir resumes from the latest.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 import orbax.checkpoint as ocp
+from jax.sharding import Mesh
 from tqdm import tqdm
 
-from jaxcnn import data, layers, models
+from jaxcnn import data, layers, models, parallel
 
 METRICS_FILE = "metrics.jsonl"
 CURVES_FILE = "learning_curves.png"
@@ -112,11 +117,21 @@ def scores(log_p: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 class Trainer:
-    """The jitted pieces of training, closed over the model, optimizer and data statistics."""
+    """The jitted pieces of training, closed over the model, optimizer, data statistics and mesh."""
 
-    def __init__(self, config, model, optimizer, mean: float, std: float):
+    def __init__(self, config, model, optimizer, mean: float, std: float, mesh: Mesh):
         self.config, self.model, self.optimizer = config, model, optimizer
-        self.mean, self.std = mean, std
+        self.mean, self.std, self.mesh = mean, std, mesh
+
+    def replicate(self, tree):
+        """`tree`'s arrays (state, a data split) in full on every device of the mesh."""
+        return parallel.put(tree, parallel.replicated(self.mesh))
+
+    def shard_batches(self, tree):
+        """`[..., batch]` index arrays, split along the last (example) axis over the mesh."""
+        return jax.tree.map(
+            lambda x: parallel.put(x, parallel.batch_sharded(self.mesh, np.ndim(x) - 1)), tree
+        )
 
     def normalize(self, images: jax.Array) -> jax.Array:
         return (images.astype(jnp.float32) / 255.0 - self.mean) / self.std
@@ -187,7 +202,11 @@ def load_data(config) -> tuple[data.Split, data.Split, int]:
 def create_trainer(
     config, train: data.Split, num_classes: int, steps_per_epoch: int
 ) -> tuple[Trainer, TrainState]:
-    """The model, optimizer and normalisation for `config`, and the initial state."""
+    """The model, optimizer, normalisation and mesh for `config`, and the initial state.
+
+    The state is replicated over the mesh of `config.num_devices` devices.
+    """
+    mesh = device_mesh(config)
     model = build_model(config, num_classes)
     init_key, train_key = jax.random.split(jax.random.key(config.seed))
     input_shape = (1, *train.images.shape[1:])
@@ -197,8 +216,24 @@ def create_trainer(
     state = TrainState(
         params, optimizer.init(params), jnp.zeros((), jnp.int32), jax.random.key_data(train_key)
     )
-    pixels = train.images.astype(jnp.float32) / 255.0
-    return Trainer(config, model, optimizer, float(pixels.mean()), float(pixels.std())), state
+    pixels = train.images.astype(np.float32) / 255.0
+    trainer = Trainer(config, model, optimizer, float(pixels.mean()), float(pixels.std()), mesh)
+    return trainer, trainer.replicate(state)
+
+
+def device_mesh(config) -> Mesh:
+    """The data-parallel mesh for `config.num_devices`; each batch must split evenly over it."""
+    try:
+        mesh = parallel.data_mesh(config.num_devices)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    for key in ("batch_size", "eval_batch_size"):
+        if config[key] % mesh.size:
+            raise ConfigError(
+                f"`{key}` ({config[key]}) must be a multiple of the {mesh.size} devices "
+                "it is split over (`num_devices`)"
+            )
+    return mesh
 
 
 def chunk_size(steps_per_epoch: int, wanted: int) -> int:
@@ -209,10 +244,12 @@ def chunk_size(steps_per_epoch: int, wanted: int) -> int:
 
 
 def check_config(config) -> None:
-    for key in ("batch_size", "eval_batch_size", "num_epochs", "steps_per_call"):
+    for key in ("batch_size", "eval_batch_size", "num_epochs", "steps_per_call", "cpu_devices"):
         value = config[key]
         if not isinstance(value, int) or value < (0 if key == "num_epochs" else 1):
             raise ConfigError(f"`{key}` must be a positive int, got {value!r}")
+    if not isinstance(config.num_devices, int) or config.num_devices < 0:
+        raise ConfigError(f"`num_devices` must be an int >= 0 (0: all), got {config.num_devices!r}")
     if config.augment not in AUGMENTATIONS:
         raise ConfigError(f"`augment` must be one of {AUGMENTATIONS}, got {config.augment!r}")
 
@@ -241,6 +278,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
 
     trainer, state = create_trainer(config, train, num_classes, steps_per_epoch)
     model, input_shape = trainer.model, (1, *train.images.shape[1:])
+    train_images, train_labels, test_images, test_labels = trainer.replicate((*train, *test))
+    lead = jax.process_index() == 0  # across hosts, one process reports
+    # XLA's CPU collectives block threads of the pool that queued steps need
+    # too: over several CPU devices, steps run one at a time or may deadlock.
+    one_at_a_time = trainer.mesh.size > 1 and jax.default_backend() == "cpu"
+    report = print if lead else lambda *args, **kwargs: None
 
     checkpoints = ocp.CheckpointManager(
         workdir / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=3, create=True)
@@ -256,57 +299,69 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
                 "use another --workdir"
             ) from None
         state = TrainState(*state)
-        print(f"Resuming from epoch {start_epoch} (step {int(state.step)}) in {workdir}")
-    else:
-        print(
-            f"{config.model.name}: {n_train} training images, {steps_per_epoch} steps of {config.batch_size} per epoch"
+        report(
+            f"Resuming from epoch {start_epoch} (step {parallel.fetch(state.step)}) in {workdir}"
         )
-        print(layers.summary(model, state.params, input_shape))
-    (workdir / "config.json").write_text(config.to_json(indent=2))
+    else:
+        report(
+            f"{config.model.name}: {n_train} training images, {steps_per_epoch} steps of "
+            f"{config.batch_size} per epoch on {trainer.mesh.size} {jax.default_backend()} device(s)"
+        )
+        report(layers.summary(model, state.params, input_shape))
+    if lead:
+        (workdir / "config.json").write_text(config.to_json(indent=2))
 
-    eval_index, eval_mask = data.eval_batches(test.images.shape[0], config.eval_batch_size)
+    eval_index, eval_mask = trainer.shard_batches(
+        data.eval_batches(test.images.shape[0], config.eval_batch_size)
+    )
+
+    def test_scores(params) -> dict:
+        scored = trainer.evaluate(params, test_images, test_labels, eval_index, eval_mask)
+        return {f"test_{k}": float(v) for k, v in parallel.fetch(scored).items()}
+
     chunk = chunk_size(steps_per_epoch, config.steps_per_call)
     metrics_path = workdir / METRICS_FILE
     last = None
     for epoch in range(start_epoch + 1, config.num_epochs + 1):
         epoch_start = time.perf_counter()
         perm_key = jax.random.fold_in(jax.random.key(config.seed), epoch)
-        batch_index = data.epoch_batches(perm_key, n_train, config.batch_size).reshape(
-            -1, chunk, config.batch_size
-        )
+        batch_index = np.asarray(data.epoch_batches(perm_key, n_train, config.batch_size))
         train_metrics = []
         bar = tqdm(
             total=steps_per_epoch,
             desc=f"epoch {epoch}/{config.num_epochs}",
             unit="step",
-            disable=not sys.stderr.isatty(),
+            disable=not (lead and sys.stderr.isatty()),
             leave=False,
         )
-        for index in batch_index:
-            state, metrics = trainer.train_steps(state, train.images, train.labels, index)
+        for index in batch_index.reshape(-1, chunk, config.batch_size):
+            index = trainer.shard_batches(index)
+            state, metrics = trainer.train_steps(state, train_images, train_labels, index)
+            if one_at_a_time:
+                jax.block_until_ready(metrics)
             train_metrics.append(metrics)
             bar.update(chunk)
         bar.close()
-        train_metrics = jax.tree.map(lambda *m: float(jnp.mean(jnp.concatenate(m))), *train_metrics)
-        epoch_time = time.perf_counter() - epoch_start
-        test_metrics = trainer.evaluate(
-            state.params, test.images, test.labels, eval_index, eval_mask
+        train_metrics = jax.tree.map(
+            lambda *m: float(np.mean(np.concatenate(m))), *parallel.fetch(train_metrics)
         )
+        epoch_time = time.perf_counter() - epoch_start
+        test_metrics = test_scores(state.params)
         checkpoints.save(epoch, args=ocp.args.StandardSave(state))
         last = {
             "epoch": epoch,
-            "step": int(state.step),
+            "step": int(parallel.fetch(state.step)),
             "train_loss": train_metrics["loss"],
             "train_accuracy": train_metrics["accuracy"],
-            "test_loss": float(test_metrics["loss"]),
-            "test_accuracy": float(test_metrics["accuracy"]),
+            **test_metrics,
             "epoch_time_s": epoch_time,
             "images_per_s": steps_per_epoch * config.batch_size / epoch_time,
             "elapsed_s": time.perf_counter() - start_time,
         }
-        with metrics_path.open("a") as f:
-            f.write(json.dumps(last) + "\n")
-        print(
+        if lead:
+            with metrics_path.open("a") as f:
+                f.write(json.dumps(last) + "\n")
+        report(
             f"epoch {epoch:3d}  train loss {last['train_loss']:.4f} acc {last['train_accuracy']:.4f}  "
             f"test loss {last['test_loss']:.4f} acc {last['test_accuracy']:.4f}  "
             f"{last['images_per_s']:,.0f} img/s  {last['elapsed_s']:.1f} s",
@@ -315,19 +370,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     checkpoints.wait_until_finished()
     checkpoints.close()
     if last is None:  # nothing left to train: report the restored model
-        test_metrics = trainer.evaluate(
-            state.params, test.images, test.labels, eval_index, eval_mask
-        )
         last = {
             "epoch": start_epoch,
-            "step": int(state.step),
-            "test_loss": float(test_metrics["loss"]),
-            "test_accuracy": float(test_metrics["accuracy"]),
+            "step": int(parallel.fetch(state.step)),
+            **test_scores(state.params),
         }
-        print(
+        report(
             f"Nothing to train: epoch {start_epoch} of {config.num_epochs} is done; test accuracy {last['test_accuracy']:.4f}"
         )
-    if metrics_path.exists():
+    if lead and metrics_path.exists():
         plot_curves(metrics_path, workdir / CURVES_FILE)
     return last
 

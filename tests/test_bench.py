@@ -1,5 +1,8 @@
 import json
 
+import pytest
+import synthetic
+
 from jaxcnn import bench
 
 
@@ -23,3 +26,27 @@ def test_quick_conv_benchmark_writes_json_table_and_plots(tmp_path):
     assert "| lax jit |" in (tmp_path / "conv.md").read_text()
     assert (tmp_path / "conv_time.png").stat().st_size > 1000
     assert (tmp_path / "conv_gflops.png").stat().st_size > 1000
+
+
+def test_lenet_benchmark_times_each_device_count(tmp_path):
+    source = synthetic.write_dataset(tmp_path / "idx")
+    config = tmp_path / "tiny.py"
+    config.write_text(
+        "from configs import lenet\n\n\n"
+        "def get_config():\n"
+        "    config = lenet.get_config()\n"
+        f"    config.dataset, config.data_dir = 'synthetic', {str(source)!r}\n"
+        f"    config.tfds_dir = {str(tmp_path / 'tfds')!r}\n"
+        "    return config\n"
+    )
+    out = tmp_path / "out"
+    args = ["lenet", "--configs", str(config), "--batch-size", "32", "--steps", "3"]
+    bench.main([*args, "--devices", "1", "2", "--out", str(out)])
+    rows = json.loads((out / "lenet.json").read_text())["rows"]
+    assert [(r["framework"], r["devices"]) for r in rows] == [("jax", 1), ("jax", 2)]
+    for r in rows:
+        assert r["images_per_s"] == pytest.approx(32 / r["median_step_s"])
+        assert r["epoch_s"] == pytest.approx(768 // 32 * r["median_step_s"])
+    assert "| jax | " + str(config) + " | 2 | 32 |" in (out / "lenet.md").read_text()
+    with pytest.raises(SystemExit):
+        bench.main([*args, "--devices", "0"])

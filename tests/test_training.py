@@ -1,4 +1,5 @@
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -165,6 +166,7 @@ def run_cli(*args):
     [
         ("--config.num_epochs=three", "num_epochs"),
         ("--config.no_such_key=1", "no_such_key"),
+        ("--config.cpu_devices=0", "train.py: `cpu_devices` must be a positive int"),
     ],
 )
 def test_cli_rejects_bad_overrides(tmp_path, flag, match):
@@ -197,3 +199,102 @@ def test_train_loss_is_plain_cross_entropy(dataset):
     expected = -np.mean(np.take_along_axis(log_p, np.asarray(train.labels[index[0]])[:, None], 1))
     _, metrics = trainer.train_steps(state, train.images, train.labels, index)  # donates `state`
     np.testing.assert_allclose(metrics["loss"][0], expected, rtol=1e-5)
+
+
+def test_data_parallel_steps_match_one_device(dataset):
+    config = small_config(
+        dataset, augment="shift_flip"
+    )  # random numbers must not depend on devices
+    train, _, num_classes = training.load_data(config)
+    index = np.arange(96).reshape(3, 1, 32)
+    results = {}
+    for devices in (1, 2):
+        config.num_devices = devices
+        trainer, state = training.create_trainer(config, train, num_classes, steps_per_epoch=24)
+        assert trainer.mesh.size == devices
+        images, labels = trainer.replicate(train)
+        step = training.Trainer.train_steps.lower(
+            trainer, state, images, labels, trainer.shard_batches(index[0])
+        )
+        # Partitioned over the batch: each device computes half, gradients are all-reduced.
+        assert ("all-reduce" in step.compile().as_text()) == (devices > 1)
+        losses = []
+        for batch in index:
+            state, metrics = trainer.train_steps(
+                state, images, labels, trainer.shard_batches(batch)
+            )
+            losses.append(float(metrics["loss"][0]))
+        assert {d.id for d in state.params["conv1"]["kernel"].sharding.device_set} == set(
+            range(devices)
+        )
+        results[devices] = losses, jax.tree.map(np.asarray, state.params)
+    np.testing.assert_allclose(results[1][0], results[2][0], rtol=1e-5)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6),
+        results[1][1],
+        results[2][1],
+    )
+
+
+def test_trains_on_two_devices_like_on_one(dataset, tmp_path):
+    final = {
+        devices: training.train_and_evaluate(
+            small_config(dataset, num_devices=devices, num_epochs=1), tmp_path / str(devices)
+        )
+        for devices in (1, 2)
+    }
+    for key in ("train_loss", "test_loss", "test_accuracy"):
+        np.testing.assert_allclose(final[1][key], final[2][key], rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ({"num_devices": 3}, "`num_devices` must be an int from 0 .all. to the 2 cpu device"),
+        ({"num_devices": -1}, "`num_devices` must be an int >= 0"),
+        ({"batch_size": 33}, "`batch_size` .33. must be a multiple of the 2 devices"),
+        ({"eval_batch_size": 25}, "`eval_batch_size` .25. must be a multiple of the 2 devices"),
+        ({"cpu_devices": 0}, "`cpu_devices` must be a positive int"),
+    ],
+)
+def test_bad_device_config(dataset, tmp_path, override, match):
+    with pytest.raises(training.ConfigError, match=match):
+        training.train_and_evaluate(small_config(dataset, **override), tmp_path)
+
+
+def test_two_processes_train_like_one(dataset, tmp_path):
+    """`train.py --distributed` as two local processes (one CPU device each, gloo collectives)."""
+    source, tfds_dir = dataset
+    training.load_data(small_config(dataset))  # prepared once, before two processes read it
+    flags = [
+        "--config.dataset=synthetic",
+        f"--config.data_dir={source}",
+        f"--config.tfds_dir={tfds_dir}",
+        "--config.batch_size=32",
+        "--config.eval_batch_size=50",
+        "--config.num_epochs=1",
+    ]
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "train.py", "--config", "configs/lenet.py", *flags]
+            + ["--workdir", str(tmp_path / "two"), "--distributed", f"--process_id={i}"]
+            + [f"--coordinator_address=localhost:{port}", "--num_processes=2"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = [worker.communicate(timeout=300) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs[0][1][-2000:]
+    assert "epoch   1" in outputs[0][0] and "epoch" not in outputs[1][0]  # process 0 reports
+    assert run_cli("--workdir", str(tmp_path / "one"), *flags).returncode == 0
+    [two] = training.read_metrics(tmp_path / "two" / "metrics.jsonl")
+    [one] = training.read_metrics(tmp_path / "one" / "metrics.jsonl")
+    for key in ("train_loss", "test_loss", "test_accuracy"):
+        np.testing.assert_allclose(two[key], one[key], rtol=1e-4)
+    assert (tmp_path / "two" / "checkpoints" / "1").is_dir()

@@ -1,0 +1,106 @@
+"""Data parallelism: every device holds the model, each batch is split across devices.
+
+A 1-D mesh over the devices, axis `BATCH_AXIS`. Parameters and optimizer state
+are replicated; batches are sharded along their example axis. `jax.jit` then
+partitions the step (GSPMD): each device runs the model on its slice of the
+batch, and the mean over the batch (loss, gradients) becomes an all-reduce.
+Random numbers are drawn for the whole batch, so a step gives the same result
+on any number of devices, up to float summation order.
+
+On one host the CPU can be split into several XLA devices (`use_cpu_devices`).
+Each runs its share of the batch on its own thread, which uses all cores more
+reliably than XLA's per-op threading does for LeNet-sized ops. Across hosts,
+start JAX with `jax.distributed.initialize()` first (`train.py --distributed`);
+every process then loads the same data and keeps the same arrays, and
+`put` builds global arrays from them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+
+BATCH_AXIS = "batch"
+
+
+def use_cpu_devices(count: int) -> None:
+    """Splits the host CPU into `count` XLA devices.
+
+    Must run before JAX first uses a backend (before any array is created).
+
+    Raises:
+      ValueError: if `count` < 1, or JAX has already started its backends.
+    """
+    if not isinstance(count, int) or count < 1:
+        raise ValueError(f"`cpu_devices` must be a positive int, got {count!r}")
+    try:
+        jax.config.update("jax_num_cpu_devices", count)
+    except RuntimeError as e:
+        raise ValueError(
+            f"`cpu_devices` ({count}) must be set before JAX starts its backends: {e}"
+        ) from None
+
+
+def data_mesh(num_devices: int = 0) -> Mesh:
+    """A 1-D mesh, axis `BATCH_AXIS`, over the first `num_devices` of `jax.devices()` (0: all).
+
+    Its axis type is Auto: jit partitions the program, the layers need no
+    sharding annotations.
+
+    Raises:
+      ValueError: if `num_devices` is negative or more than there are.
+    """
+    available = jax.device_count()
+    if not isinstance(num_devices, int) or not 0 <= num_devices <= available:
+        raise ValueError(
+            f"`num_devices` must be an int from 0 (all) to the {available} "
+            f"{jax.default_backend()} device(s) there are, got {num_devices!r}"
+        )
+    devices = jax.devices()[: num_devices or available]
+    return Mesh(np.array(devices), (BATCH_AXIS,), axis_types=(AxisType.Auto,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    """The same whole array on every device of `mesh`."""
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def batch_sharded(mesh: Mesh, axis: int = 0) -> NamedSharding:
+    """Split along `axis` (the examples) into one equal slice per device of `mesh`."""
+    return NamedSharding(mesh, PartitionSpec(*[None] * axis, BATCH_AXIS))
+
+
+def put(tree: Any, sharding: NamedSharding) -> Any:
+    """Every array leaf of `tree` as a global array laid out by `sharding`.
+
+    Each process passes the same full values; it places the slices its own
+    devices hold (`jax.make_array_from_callback`), so this works on one host
+    and across many.
+
+    Raises:
+      ValueError: if a sharded axis does not divide evenly over the devices.
+    """
+
+    def place(x):
+        x = np.asarray(x)
+        for size, name in zip(x.shape, sharding.spec):
+            if name is not None and size % sharding.mesh.size:
+                raise ValueError(
+                    f"an array of shape {x.shape} cannot be split over {sharding.mesh.size} "
+                    f"devices: its axis of size {size} does not divide evenly"
+                )
+        return jax.make_array_from_callback(x.shape, sharding, lambda index: np.asarray(x[index]))
+
+    return jax.tree.map(place, tree)
+
+
+def fetch(tree: Any) -> Any:
+    """Replicated arrays (metrics, the step count) as NumPy, read from this process's first copy.
+
+    Works across hosts too, where `np.asarray` of a global array would fail:
+    no process can address every device.
+    """
+    return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
