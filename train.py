@@ -40,7 +40,8 @@ def main(argv):
     except ValueError as e:
         sys.exit(f"train.py: {e}")
     if FLAGS.distributed:
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU hosts only
+        # Collectives between CPU devices of different processes; GPUs and TPUs bring their own.
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     try:
         training.train_and_evaluate(FLAGS.config, FLAGS.workdir)
