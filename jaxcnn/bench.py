@@ -17,7 +17,6 @@ measured side by side.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import platform
 import statistics
@@ -245,42 +244,23 @@ def bench_lenet(
     devices: tuple[int, ...] = (1,),
 ) -> dict:
     """Training img/s of each config on each data-parallel device count, then PyTorch's."""
-    from jaxcnn import data, training
+    from jaxcnn import training
 
     rows, peers = [], []
-    for path, num_devices in itertools.product(configs, devices):
+    for path in configs:
         config = load_config(path)
-        config.batch_size, config.num_devices = batch_size, num_devices
-        train, _, num_classes = training.load_data(config)
-        trainer, state = training.create_trainer(config, train, num_classes, steps)
-        images, labels = trainer.replicate(train)
-        index = np.asarray(data.epoch_batches(jax.random.key(1), train.images.shape[0], batch_size))
-        index = [trainer.shard_batches(batch[None]) for batch in index[: steps + 1]]
-        start = time.perf_counter()
-        state, metrics = trainer.train_steps(state, images, labels, index[0])
-        jax.block_until_ready(metrics)
-        compile_s = time.perf_counter() - start
-        times = []
-        for i in tqdm(range(1, steps + 1), desc=f"jax {config.model.name}", disable=None):
-            t = time.perf_counter()
-            state, metrics = trainer.train_steps(state, images, labels, index[i % len(index)])
-            jax.block_until_ready(metrics)
-            times.append(time.perf_counter() - t)
-        step_s = statistics.median(times)
-        row = {
-            "framework": "jax",
-            "config": path,
-            "model": config.model.to_dict(),
-            "batch_size": batch_size,
-            "devices": trainer.mesh.size,
-            "images_per_s": batch_size / step_s,
-            "median_step_s": step_s,
-            "compile_s": compile_s - step_s,  # the first call's excess
-            "epoch_s": train.images.shape[0] // batch_size * step_s,
-        }
-        rows.append(row)
-        if num_devices == devices[0]:
-            peers.append((config, train, row))
+        config.batch_size = batch_size
+        train, _, num_classes = training.load_data(config)  # once for all device counts
+        for num_devices in devices:
+            config.num_devices = num_devices
+            row = {
+                "framework": "jax",
+                "config": path,
+                **jax_lenet(config, train, num_classes, steps),
+            }
+            rows.append(row)
+            if num_devices == devices[0]:
+                peers.append((config, train, row))
     if with_torch:
         # After all JAX runs: PyTorch's OpenMP threads keep spinning after its
         # steps and would slow whatever runs next on the same cores.
@@ -304,6 +284,37 @@ def bench_lenet(
         )
     (out / "lenet.md").write_text("\n".join(lines) + "\n")
     return report
+
+
+def jax_lenet(config, train, num_classes: int, steps: int) -> dict:
+    """Steady-state training speed of `config` on its `num_devices`, from `steps` timed steps."""
+    from jaxcnn import data, training
+
+    batch_size = config.batch_size
+    trainer, state = training.create_trainer(config, train, num_classes, steps)
+    images, labels = trainer.replicate(train)
+    index = np.asarray(data.epoch_batches(jax.random.key(1), train.images.shape[0], batch_size))
+    index = [trainer.shard_batches(batch[None]) for batch in index[: steps + 1]]
+    start = time.perf_counter()
+    state, metrics = trainer.train_steps(state, images, labels, index[0])
+    jax.block_until_ready(metrics)
+    compile_s = time.perf_counter() - start
+    times = []
+    for i in tqdm(range(1, steps + 1), desc=f"jax {config.model.name}", disable=None):
+        t = time.perf_counter()
+        state, metrics = trainer.train_steps(state, images, labels, index[i % len(index)])
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - t)
+    step_s = statistics.median(times)
+    return {
+        "model": config.model.to_dict(),
+        "batch_size": batch_size,
+        "devices": trainer.mesh.size,
+        "images_per_s": batch_size / step_s,
+        "median_step_s": step_s,
+        "compile_s": compile_s - step_s,  # the first call's excess
+        "epoch_s": train.images.shape[0] // batch_size * step_s,
+    }
 
 
 def torch_lenet(config, train, batch_size: int, steps: int) -> dict:
