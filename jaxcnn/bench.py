@@ -243,13 +243,17 @@ def bench_lenet(
     out: Path,
     devices: tuple[int, ...] = (1,),
 ) -> dict:
-    """Training img/s of each config on each data-parallel device count, then PyTorch's."""
+    """Training img/s of each config on each data-parallel device count, then PyTorch's.
+
+    Augmentation is off: the numbers compare the model's training step alone.
+    """
     from jaxcnn import training
 
     rows, peers = [], []
     for path in configs:
         config = load_config(path)
         config.batch_size = batch_size
+        config.augment = ""  # the same work as PyTorch's peer, which does not augment
         train, _, num_classes = training.load_data(config)  # once for all device counts
         for num_devices in devices:
             config.num_devices = num_devices
@@ -308,6 +312,7 @@ def jax_lenet(config, train, num_classes: int, steps: int) -> dict:
     step_s = statistics.median(times)
     return {
         "model": config.model.to_dict(),
+        "augment": config.augment,
         "batch_size": batch_size,
         "devices": trainer.mesh.size,
         "images_per_s": batch_size / step_s,

@@ -44,6 +44,7 @@ def test_lenet_benchmark_times_each_device_count(tmp_path):
     bench.main([*args, "--devices", "1", "2", "--out", str(out)])
     rows = json.loads((out / "lenet.json").read_text())["rows"]
     assert [(r["framework"], r["devices"]) for r in rows] == [("jax", 1), ("jax", 2)]
+    assert [r["augment"] for r in rows] == ["", ""]  # the config flips; PyTorch's peer does not
     for r in rows:
         assert r["images_per_s"] == pytest.approx(32 / r["median_step_s"])
         assert r["epoch_s"] == pytest.approx(768 // 32 * r["median_step_s"])
