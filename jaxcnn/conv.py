@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.sharding import PartitionSpec
 
 from jaxcnn.geometry import (
     DIMENSION_NUMBERS,
@@ -30,6 +31,8 @@ from jaxcnn.geometry import (
     Padding,
     as_image_batch,
     effective_window,
+    examples_sharding,
+    reshape_examples,
     window_geometry,
 )
 from jaxcnn.params import kernel_and_bias
@@ -134,15 +137,20 @@ def conv2d(
 
 
 def _lax_conv(x: jax.Array, kernel: jax.Array, geom: Geometry, groups: int) -> jax.Array:
-    return lax.conv_general_dilated(
-        x,
-        kernel,
+    conv = functools.partial(
+        lax.conv_general_dilated,
         window_strides=geom.stride,
         padding=geom.padding,
         rhs_dilation=geom.dilation,
         dimension_numbers=DIMENSION_NUMBERS,
         feature_group_count=groups,
     )
+    batch = examples_sharding(x)
+    if batch is not None:
+        # Under explicit sharding JAX (0.10) cannot type the kernel gradient's
+        # conv, a sum over the sharded examples; XLA's partitioner can.
+        conv = jax.sharding.auto_axes(conv, out_sharding=PartitionSpec(batch))
+    return conv(x, kernel)
 
 
 def extract_patches(x: jax.Array, geom: Geometry) -> jax.Array:
@@ -318,8 +326,8 @@ def _banded_conv(x: jax.Array, kernel: jax.Array, geom: Geometry) -> jax.Array:
     for q in range(kw):
         taps[q, np.arange(block) * sw + q * dw, np.arange(block)] = 1
     band = jnp.einsum("pqco,qvj->pvcjo", kernel, jnp.asarray(taps, kernel.dtype))
-    y = patches.reshape(n * oh * blocks, kh * bw * c) @ band.reshape(kh * bw * c, block * o)
-    return y.reshape(n, oh, blocks * block, o)[:, :, :ow]
+    y = reshape_examples(patches, (n * oh * blocks, kh * bw * c)) @ band.reshape(kh * bw * c, -1)
+    return reshape_examples(y, (n, oh, blocks * block, o))[:, :, :ow]
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))

@@ -12,7 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxcnn.geometry import Geometry, IntPair, Padding, as_image_batch, window_geometry
+from jaxcnn.geometry import (
+    Geometry,
+    IntPair,
+    Padding,
+    as_image_batch,
+    reshape_examples,
+    window_geometry,
+)
 
 
 def _pool_geometry(
@@ -84,7 +91,7 @@ def _tiled_max(x: jax.Array, geom: Geometry) -> jax.Array:
     x = jnp.pad(x, ((0, 0), *geom.padding, (0, 0)), constant_values=-jnp.inf)
     x = x[:, : oh * kh, : ow * kw]  # rows and columns no window reaches are dropped
     n, _, _, c = x.shape
-    return x.reshape(n, oh, kh, ow, kw, c).max(axis=(2, 4))
+    return reshape_examples(x, (n, oh, kh, ow, kw, c)).max(axis=(2, 4))
 
 
 def avg_pool2d(

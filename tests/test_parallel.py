@@ -1,8 +1,10 @@
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
-from jaxcnn import parallel
+from jaxcnn import models, parallel
 
 
 def test_put_replicates_and_splits_over_the_mesh():
@@ -31,3 +33,35 @@ def test_bad_arguments_are_named():
         parallel.use_cpu_devices(0)
     with pytest.raises(ValueError, match="before JAX starts its backends"):
         parallel.use_cpu_devices(4)  # the tests' backend is already running
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        models.lenet(conv_impl="auto"),
+        models.lenet(conv_impl="lax"),
+        models.lenet(conv_impl="patches"),
+        models.lenet_d2l(conv_impl="auto"),
+    ],
+    ids=["lenet-auto", "lenet-lax", "lenet-patches", "lenet_d2l-auto"],
+)
+def test_layers_run_under_explicit_sharding(model):
+    # jax.make_mesh's axes are Explicit by default: every reshape must say how
+    # its result is laid out, which max pooling and the banded conv now do.
+    mesh = jax.make_mesh((2,), ("data",), axis_types=(AxisType.Explicit,))
+    _, params = model.init(jax.random.key(0), (1, 28, 28, 1))
+    x = np.random.default_rng(0).random((8, 28, 28, 1), np.float32)
+
+    def loss(params, x):
+        return jnp.sum(model.apply(params, x) ** 2)
+
+    want_y, want_grads = model.apply(params, x), jax.grad(loss)(params, x)
+    with jax.set_mesh(mesh):
+        sharded_x = jax.device_put(x, NamedSharding(mesh, PartitionSpec("data")))
+        y = jax.jit(model.apply)(params, sharded_x)
+        grads = jax.jit(jax.grad(loss))(params, sharded_x)
+    assert y.sharding.spec == PartitionSpec("data", None)
+    np.testing.assert_allclose(y, want_y, rtol=1e-5, atol=1e-6)
+    jax.tree.map(
+        lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5), grads, want_grads
+    )
