@@ -31,10 +31,9 @@ from jaxcnn.geometry import (
     Padding,
     as_image_batch,
     effective_window,
-    examples_sharding,
-    reshape_examples,
     window_geometry,
 )
+from jaxcnn.parallel import examples_sharding, reshape_examples
 from jaxcnn.params import kernel_and_bias
 
 Params = Mapping[str, jax.Array]

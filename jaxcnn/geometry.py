@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from typing import NamedTuple, TypeAlias
 
 import jax
-from jax import lax
-from jax.sharding import PartitionSpec
 
 IMAGE_LAYOUT = "NHWC"
 KERNEL_LAYOUT = "HWIO"
@@ -181,26 +179,3 @@ def as_image_batch(x: jax.Array, name: str = "x") -> tuple[jax.Array, bool]:
     if ndim == 3:
         return x[None], True
     raise ValueError(f"`{name}` must be a 4-D NHWC batch (or a 3-D HWC image), got shape {x.shape}")
-
-
-def examples_sharding(x: jax.Array) -> str | tuple[str, ...] | None:
-    """The mesh axes that x's first axis (the examples) is explicitly sharded over, if any.
-
-    Under `jax.make_mesh`'s default Explicit axes, arrays carry their sharding
-    in their type and some layers must pass it on (`reshape_examples`,
-    `jaxcnn.conv`); with Auto axes or none this is None.
-    """
-    return (*jax.typeof(x).sharding.spec, None)[0]
-
-
-def reshape_examples(x: jax.Array, shape: Sequence[int]) -> jax.Array:
-    """`x.reshape(shape)` where the leading axes of both are the examples, or start with them.
-
-    Under explicit sharding JAX cannot infer how most reshapes lay out their
-    result; here the examples keep x's sharding of its first axis, and every
-    other axis is left unsharded.
-    """
-    batch = examples_sharding(x)
-    if batch is None:
-        return x.reshape(shape)
-    return lax.reshape(x, tuple(shape), out_sharding=PartitionSpec(batch))

@@ -13,14 +13,20 @@ reliably than XLA's per-op threading does for LeNet-sized ops. Across hosts,
 start JAX with `jax.distributed.initialize()` first (`train.py --distributed`);
 every process then loads the same data and keeps the same arrays, and
 `put` builds global arrays from them.
+
+The layers also run in programs under JAX's explicit sharding: those that
+reshape the examples do so through `reshape_examples`, which keeps their
+sharding.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import jax
 import numpy as np
+from jax import lax
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 BATCH_AXIS = "batch"
@@ -42,6 +48,29 @@ def use_cpu_devices(count: int) -> None:
         raise ValueError(
             f"`cpu_devices` ({count}) must be set before JAX starts its backends: {e}"
         ) from None
+
+
+def examples_sharding(x: jax.Array) -> str | tuple[str, ...] | None:
+    """The mesh axes that x's first axis (the examples) is explicitly sharded over, if any.
+
+    Under `jax.make_mesh`'s default Explicit axes, arrays carry their sharding
+    in their type and some layers must pass it on (`reshape_examples`,
+    `jaxcnn.conv`); with Auto axes, as `data_mesh` makes, or none, this is None.
+    """
+    return (*jax.typeof(x).sharding.spec, None)[0]
+
+
+def reshape_examples(x: jax.Array, shape: Sequence[int]) -> jax.Array:
+    """`x.reshape(shape)` where the leading axes of both are the examples, or start with them.
+
+    Under explicit sharding JAX cannot infer how most reshapes lay out their
+    result; here the examples keep x's sharding of its first axis, and every
+    other axis is left unsharded.
+    """
+    batch = examples_sharding(x)
+    if batch is None:
+        return x.reshape(shape)
+    return lax.reshape(x, tuple(shape), out_sharding=PartitionSpec(batch))
 
 
 def data_mesh(num_devices: int = 0) -> Mesh:

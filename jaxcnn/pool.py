@@ -17,9 +17,9 @@ from jaxcnn.geometry import (
     IntPair,
     Padding,
     as_image_batch,
-    reshape_examples,
     window_geometry,
 )
+from jaxcnn.parallel import reshape_examples
 
 
 def _pool_geometry(
