@@ -12,13 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxcnn.geometry import (
-    Geometry,
-    IntPair,
-    Padding,
-    as_image_batch,
-    window_geometry,
-)
+from jaxcnn.geometry import Geometry, IntPair, Padding, as_image_batch, window_geometry
 from jaxcnn.parallel import reshape_examples
 
 
