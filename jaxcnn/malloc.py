@@ -13,6 +13,10 @@ Threads other than the main one allocate from their own arenas, made of
 trim threshold says, unless the top pad is at least a heap's size. Without
 that pad, one process in several (depending on where its buffers fell) still
 took 8,800 faults per LeNet step and ran at 27-32 ms instead of 17 ms.
+A block larger than a heap, allocated off the main thread, still comes
+straight from the OS (LeNet with `conv_impl="patches"`: 18,800 faults per
+step). One arena for all threads (`M_ARENA_MAX=1`) would avoid that too, but
+made the default LeNet step 2-3 ms slower.
 """
 
 from __future__ import annotations
