@@ -31,9 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.batch_size = 256  # the last partial batch of each epoch is dropped
     config.eval_batch_size = 1000  # evaluation sees every test example
     config.num_epochs = 10
-    config.steps_per_call = (
-        1  # steps per jitted call, scanned (rounded down to divide an epoch); 1 is fastest on CPU
-    )
+    config.steps_per_call = 12  # steps per jitted call, scanned; rounded down to divide an epoch
     # Devices
     config.num_devices = 0  # data parallel over this many devices; 0 = all of the default backend's
     config.cpu_devices = 1  # XLA devices the host CPU is split into (CPU backend only)

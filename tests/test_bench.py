@@ -45,6 +45,8 @@ def test_lenet_benchmark_times_each_device_count(tmp_path):
     rows = json.loads((out / "lenet.json").read_text())["rows"]
     assert [(r["framework"], r["devices"]) for r in rows] == [("jax", 1), ("jax", 2)]
     assert [r["augment"] for r in rows] == ["", ""]  # the config flips; PyTorch's peer does not
+    # As train.py: the config's 12 steps per call, which divides the 24-step epoch.
+    assert [r["steps_per_call"] for r in rows] == [12, 12]
     for r in rows:
         assert r["images_per_s"] == pytest.approx(32 / r["median_step_s"])
         assert r["epoch_s"] == pytest.approx(768 // 32 * r["median_step_s"])
