@@ -294,7 +294,9 @@ def jax_lenet(config, train, num_classes: int, steps: int) -> dict:
     """Steady-state training speed of `config` on its `num_devices`.
 
     Steps run as `train.py` runs them, `steps_per_call` to a jitted call; at
-    least `steps` are timed, and a step's time is its call's over the steps in it.
+    least `steps` are timed, after as many untimed ones (a process's first
+    few dozen steps can run 1.5x slower), and a step's time is its call's over
+    the steps in it.
     """
     from jaxcnn import data, training
 
@@ -311,12 +313,12 @@ def jax_lenet(config, train, num_classes: int, steps: int) -> dict:
     jax.block_until_ready(metrics)
     compile_s = time.perf_counter() - start
     times = []
-    for i in tqdm(range(1, calls + 1), desc=f"jax {config.model.name}", disable=None):
+    for i in tqdm(range(1, 2 * calls + 1), desc=f"jax {config.model.name}", disable=None):
         t = time.perf_counter()
         state, metrics = trainer.train_steps(state, images, labels, index[i % len(index)])
         jax.block_until_ready(metrics)
         times.append((time.perf_counter() - t) / chunk)
-    step_s = statistics.median(times)
+    step_s = statistics.median(times[calls:])
     return {
         "model": config.model.to_dict(),
         "augment": config.augment,
@@ -376,11 +378,11 @@ def torch_lenet(config, train, batch_size: int, steps: int) -> dict:
     step(0)
     first_s = time.perf_counter() - start
     times = []
-    for i in tqdm(range(1, steps + 1), desc=f"torch {m.name}", disable=None):
+    for i in tqdm(range(1, 2 * steps + 1), desc=f"torch {m.name}", disable=None):
         t = time.perf_counter()
         step(i)
         times.append(time.perf_counter() - t)
-    step_s = statistics.median(times)
+    step_s = statistics.median(times[steps:])  # after as many untimed steps, as for JAX
     return {
         "framework": f"torch {torch.__version__} eager",
         "config": f"same model as {m.name}",
