@@ -328,7 +328,7 @@ def jax_lenet(config, train, num_classes: int, steps: int) -> dict:
         "images_per_s": batch_size / step_s,
         "median_step_s": step_s,
         "compile_s": compile_s - chunk * step_s,  # the first call's excess
-        "epoch_s": train.images.shape[0] // batch_size * step_s,
+        "epoch_s": steps_per_epoch * step_s,
     }
 
 
