@@ -7,9 +7,9 @@ batch, and the mean over the batch (loss, gradients) becomes an all-reduce.
 Random numbers are drawn for the whole batch, so a step gives the same result
 on any number of devices, up to float summation order.
 
-On one host the CPU can be split into several XLA devices (`use_cpu_devices`).
-Each runs its share of the batch on its own thread, which uses all cores more
-reliably than XLA's per-op threading does for LeNet-sized ops. Across hosts,
+On one host the CPU can be split into several XLA devices (`use_cpu_devices`),
+each running its share of the batch; on a 2-core machine two were no faster
+than one for LeNet (the README's benchmark). Across hosts,
 start JAX with `jax.distributed.initialize()` first (`train.py --distributed`);
 every process then loads the same data and keeps the same arrays, and
 `put` builds global arrays from them.
