@@ -3,8 +3,9 @@
 `conv` times the naive `corr2d` loops, `conv2d_patches`, `conv2d` and
 `conv2d_auto`, eager and jitted, over a sweep from the lecture's 3x3 toy to
 compute-bound shapes. It reports median time after warm-up, compile time
-apart, GFLOP/s, the fraction of this machine's sgemm GFLOP/s (measured in the
-same run) and the speed-up of each over the naive loops, and writes
+apart, GFLOP/s, the fraction of this machine's sgemm GFLOP/s (measured just
+before each case, since the load of a shared machine drifts during a run) and
+the speed-up of each over the naive loops, and writes
 `conv.json`, `conv.md` and PNG plots to `--out`.
 
 `lenet` measures steady-state training throughput (img/s, batch 256 by
@@ -100,9 +101,8 @@ def conv_implementations(case) -> dict[str, tuple[Callable, bool]]:
 
 def bench_conv(quick: bool, out: Path, repeats: int) -> dict:
     sweep = QUICK_SWEEP if quick else FULL_SWEEP
-    gemm = sgemm_gflops(1024 if quick else 2048)
     rng = np.random.default_rng(0)
-    results = []
+    results, gemms = [], []
     total = sum(len(conv_implementations(case)) for case in sweep)
     with tqdm(total=total, desc="conv", disable=None) as bar:
         for case in sweep:
@@ -110,6 +110,8 @@ def bench_conv(quick: bool, out: Path, repeats: int) -> dict:
             x = jnp.asarray(rng.standard_normal((batch, size, size, cin), np.float32))
             kernel = jnp.asarray(rng.standard_normal((k, k, cin, cout), np.float32))
             flops = 2 * batch * size * size * cout * k * k * cin
+            gemm = sgemm_gflops(1024 if quick else 2048)
+            gemms.append(gemm)
             naive_s = None
             for name, (fn, jitted) in conv_implementations(case).items():
                 first, seconds = time_calls(
@@ -127,6 +129,7 @@ def bench_conv(quick: bool, out: Path, repeats: int) -> dict:
                     "compile_s": first - seconds if jitted else None,
                     "gflops": flops / seconds / 1e9,
                 }
+                row["sgemm_gflops"] = gemm
                 row["sgemm_fraction"] = row["gflops"] / gemm
                 if name.startswith("corr2d (naive"):
                     naive_s = seconds
@@ -135,7 +138,7 @@ def bench_conv(quick: bool, out: Path, repeats: int) -> dict:
                 bar.update()
     report = {
         "device": device_name(),
-        "sgemm_gflops": gemm,
+        "sgemm_gflops": statistics.median(gemms),  # each row has its case's own
         "mode": "quick" if quick else "full",
         "results": results,
     }
@@ -148,7 +151,8 @@ def bench_conv(quick: bool, out: Path, repeats: int) -> dict:
 
 def conv_table(report: dict) -> str:
     lines = [
-        f"Device: {report['device']}; sgemm {report['sgemm_gflops']:.0f} GFLOP/s (same run)",
+        f"Device: {report['device']}; sgemm {_gemm_range(report)} GFLOP/s, measured before each "
+        "case in the same run (each row's fraction is of its case's)",
         "",
         "| batch x size, cin->cout, k | impl | median ms | compile ms | GFLOP/s | of sgemm | vs naive |",
         "|---|---|---:|---:|---:|---:|---:|",
@@ -162,6 +166,12 @@ def conv_table(report: dict) -> str:
             f"{r['sgemm_fraction']:.1%} | {speedup} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _gemm_range(report: dict) -> str:
+    gemms = [r["sgemm_gflops"] for r in report["results"]]
+    low, high = round(min(gemms)), round(max(gemms))
+    return f"{low}" if low == high else f"{low}-{high}"
 
 
 def plot_conv(report: dict, out: Path) -> None:
@@ -215,7 +225,7 @@ def plot_conv(report: dict, out: Path) -> None:
             width,
             label=impl,
         )
-    ax.axhline(report["sgemm_gflops"], color="k", ls="--", label="sgemm")
+    ax.axhline(report["sgemm_gflops"], color="k", ls="--", label="sgemm (median)")
     ax.set_xticks(
         [j + 0.4 for j in range(len(cases))],
         [f"{b}x{s}²\n{ci}->{co} k{k}" for b, s, ci, co, k in cases],
