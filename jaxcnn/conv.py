@@ -29,6 +29,7 @@ from jaxcnn.geometry import (
     Geometry,
     IntPair,
     Padding,
+    PadPairs,
     as_image_batch,
     effective_window,
     window_geometry,
@@ -130,19 +131,21 @@ def conv2d(
     Returns:
       NHWC `(n, out_h, out_w, out_channels)` (HWC for an HWC input), where
       `out = (in + pad_lo + pad_hi - (k - 1) * d - 1) // s + 1`.
+
+    Its gradients are autodiff's, so every JAX transform applies. On CPU they
+    are slow inside loops such as `lax.scan` (jax-ml/jax#12868); `conv2d_auto`
+    gives the same numbers without that cost.
     """
     kernel, bias, x, unbatched, geom = _check_conv(params, x, stride, padding, dilation, groups)
     return _finish(_lax_conv(x, kernel, geom, groups), bias, unbatched)
 
 
-def _lax_conv(x: jax.Array, kernel: jax.Array, geom: Geometry, groups: int) -> jax.Array:
+def _lax_conv(
+    x: jax.Array, kernel: jax.Array, geom: Geometry, groups: int, *, nhwc_grads: bool = False
+) -> jax.Array:
+    """The conv through `lax`; `nhwc_grads` picks `_conv_nhwc_grads`'s gradients."""
     conv = functools.partial(
-        lax.conv_general_dilated,
-        window_strides=geom.stride,
-        padding=geom.padding,
-        rhs_dilation=geom.dilation,
-        dimension_numbers=DIMENSION_NUMBERS,
-        feature_group_count=groups,
+        _conv_nhwc_grads if nhwc_grads else _xla_conv, geom=geom, groups=groups
     )
     batch = examples_sharding(x)
     if batch is not None:
@@ -150,6 +153,89 @@ def _lax_conv(x: jax.Array, kernel: jax.Array, geom: Geometry, groups: int) -> j
         # conv, a sum over the sharded examples; XLA's partitioner can.
         conv = jax.sharding.auto_axes(conv, out_sharding=PartitionSpec(batch))
     return conv(x, kernel)
+
+
+def _nhwc_conv(
+    x: jax.Array,
+    kernel: jax.Array,
+    *,
+    stride: tuple[int, int] = (1, 1),
+    padding: PadPairs,
+    lhs_dilation: tuple[int, int] = (1, 1),
+    dilation: tuple[int, int] = (1, 1),
+    groups: int = 1,
+    batch_groups: int = 1,
+) -> jax.Array:
+    """`lax.conv_general_dilated` with NHWC images, HWIO kernels and NHWC results."""
+    return lax.conv_general_dilated(
+        x,
+        kernel,
+        window_strides=stride,
+        padding=padding,
+        lhs_dilation=lhs_dilation,
+        rhs_dilation=dilation,
+        dimension_numbers=DIMENSION_NUMBERS,
+        feature_group_count=groups,
+        batch_group_count=batch_groups,
+    )
+
+
+def _xla_conv(x: jax.Array, kernel: jax.Array, geom: Geometry, groups: int) -> jax.Array:
+    return _nhwc_conv(
+        x, kernel, stride=geom.stride, padding=geom.padding, dilation=geom.dilation, groups=groups
+    )
+
+
+# `_xla_conv` with its gradients written as NHWC x HWIO convs, the same numbers
+# as autodiff's. Autodiff's gradient convs read the image with batch and
+# channel axes swapped; XLA's CPU compiler rewrites such convs into the form
+# its fast kernel takes only outside loops (jax-ml/jax#12868), so inside
+# `lax.scan`, as train.py runs its steps, a LeNet step with them took 3.7x as
+# long. Reverse mode only, as any `jax.custom_vjp`.
+_conv_nhwc_grads = jax.custom_vjp(_xla_conv, nondiff_argnums=(2, 3))
+
+
+def _conv_nhwc_grads_fwd(x, kernel, geom, groups):
+    return _xla_conv(x, kernel, geom, groups), (x, kernel)
+
+
+def _conv_nhwc_grads_bwd(geom, groups, residuals, grad):
+    x, kernel = residuals
+    kh, kw, group_in, out_channels = kernel.shape
+    extent = effective_window(geom.window, geom.dilation)
+    in_hw = x.shape[1:3]
+    # Per axis, the padded input's trailing pixels that no window reaches.
+    unreached = [
+        (n + lo + hi - e) % s for n, (lo, hi), e, s in zip(in_hw, geom.padding, extent, geom.stride)
+    ]
+    # dx: the gradient, its pixels spread `stride` apart, correlated with the
+    # kernel flipped and its in/out channels swapped within each group.
+    flipped = jnp.flip(kernel, (0, 1)).reshape(kh, kw, group_in, groups, out_channels // groups)
+    swapped = flipped.transpose(0, 1, 4, 3, 2).reshape(kh, kw, out_channels // groups, -1)
+    dx = _nhwc_conv(
+        grad,
+        swapped,
+        padding=[
+            (e - 1 - lo, e - 1 - hi + r) for e, (lo, hi), r in zip(extent, geom.padding, unreached)
+        ],
+        lhs_dilation=geom.stride,
+        dilation=geom.dilation,
+        groups=groups,
+    )
+    # dkernel: the input correlated with the gradient as kernel, the examples
+    # taking the place of channels: (c, h, w, n) x (oh, ow, n, o) -> (c, kh, kw, o).
+    dkernel = _nhwc_conv(
+        x.transpose(3, 1, 2, 0),
+        grad.transpose(1, 2, 0, 3),
+        stride=geom.dilation,
+        padding=[(lo, hi - r) for (lo, hi), r in zip(geom.padding, unreached)],
+        dilation=geom.stride,
+        batch_groups=groups,
+    )
+    return dx, dkernel.transpose(1, 2, 0, 3)
+
+
+_conv_nhwc_grads.defvjp(_conv_nhwc_grads_fwd, _conv_nhwc_grads_bwd)
 
 
 def extract_patches(x: jax.Array, geom: Geometry) -> jax.Array:
@@ -246,8 +332,12 @@ def conv2d_auto(
       with one group, else from `lax`.
     - `c <= BANDED_MAX_CHANNELS` and one group: forward and gradients are
       matrix products over banded patches (see `_banded_conv`).
-    - otherwise `lax.conv_general_dilated`, forward and gradients.
+    - otherwise `lax.conv_general_dilated`, forward and gradients, the
+      gradients written as NHWC convs so that they stay fast inside
+      `lax.scan` (see `_conv_nhwc_grads`).
 
+    Its gradients are reverse mode only (`jax.grad`, `jax.vjp`): where they
+    are written by hand, `jax.jvp` raises. `conv2d` supports every transform.
     Arguments, shapes and errors as `conv2d`.
     """
     kernel, bias, x, unbatched, geom = _check_conv(params, x, stride, padding, dilation, groups)
@@ -257,7 +347,7 @@ def conv2d_auto(
     elif group_in <= BANDED_MAX_CHANNELS and groups == 1:
         y = _banded_conv(x, kernel, geom)
     else:
-        y = _lax_conv(x, kernel, geom, groups)
+        y = _lax_conv(x, kernel, geom, groups, nhwc_grads=True)
     return _finish(y, bias, unbatched)
 
 
@@ -354,7 +444,7 @@ def _matmul_conv_bwd(geom, groups, residuals, grad):
     if groups == 1:
         conv = lambda x, kernel: _banded_conv(x, kernel, geom)  # noqa: E731
     else:
-        conv = lambda x, kernel: _lax_conv(x, kernel, geom, groups)  # noqa: E731
+        conv = lambda x, kernel: _lax_conv(x, kernel, geom, groups, nhwc_grads=True)  # noqa: E731
     _, vjp = jax.vjp(conv, x, kernel)
     return vjp(grad)
 

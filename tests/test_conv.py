@@ -143,24 +143,69 @@ def test_convs_match_numpy_loops(case):
         np.testing.assert_allclose(conv(params, x, **options), expected, rtol=1e-4, atol=1e-4)
 
 
+def conv_grads(conv, params, x, options, seed):
+    """Gradients of `sum(conv(params, x) * c)` for a random cotangent `c`, wrt params and x."""
+    y_shape = jaxcnn.conv2d(params, x, **options).shape
+    cotangent = np.random.default_rng(seed).standard_normal(y_shape).astype(np.float32)
+    loss = lambda p, x: jnp.sum(conv(p, x, **options) * cotangent)  # noqa: E731
+    return jax.grad(loss, argnums=(0, 1))(params, x)
+
+
+def assert_trees_close(a, b):
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), a, b)
+
+
 @settings(max_examples=30, deadline=None)
 @given(conv_cases())
 def test_conv_gradients_agree(case):
     x, params, options = make_case(case)
-    y_shape = jaxcnn.conv2d(params, x, **options).shape
-    cotangent = np.random.default_rng(case["seed"] + 1).standard_normal(y_shape).astype(np.float32)
-
-    def grads(conv):
-        loss = lambda p, x: jnp.sum(conv(p, x, **options) * cotangent)  # noqa: E731
-        return jax.grad(loss, argnums=(0, 1))(params, x)
-
-    lax_grads = grads(jaxcnn.conv2d)
+    lax_grads = conv_grads(jaxcnn.conv2d, params, x, options, case["seed"] + 1)
     for conv in (jaxcnn.conv2d_patches, jaxcnn.conv2d_auto):
-        jax.tree.map(
-            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4),
-            lax_grads,
-            grads(conv),
-        )
+        assert_trees_close(lax_grads, conv_grads(conv, params, x, options, case["seed"] + 1))
+
+
+@settings(max_examples=30, deadline=None)
+@given(conv_cases())
+def test_auto_lax_gradients_agree(case):
+    # Above BANDED_MAX_CHANNELS per group conv2d_auto runs lax with gradients
+    # written by hand as NHWC convs: autodiff's, through conv2d, are the reference.
+    channels = jaxcnn.conv.BANDED_MAX_CHANNELS + 1
+    kh, kw, _, cout = case["kernel"]
+    case = dict(case, shape=(*case["shape"][:3], case["groups"] * channels))
+    x, params, options = make_case(dict(case, kernel=(kh, kw, channels, cout)))
+    assert_trees_close(
+        conv_grads(jaxcnn.conv2d, params, x, options, case["seed"] + 1),
+        conv_grads(jaxcnn.conv2d_auto, params, x, options, case["seed"] + 1),
+    )
+
+
+def conv_layouts(fn, *args):
+    """The (lhs, rhs, out) layouts of every conv in fn's jaxpr, nested ones included."""
+
+    def walk(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "conv_general_dilated":
+                yield eqn.params["dimension_numbers"]
+            for value in eqn.params.values():
+                inner = getattr(value, "jaxpr", value)
+                if hasattr(inner, "eqns"):
+                    yield from walk(inner)
+
+    return list(walk(jax.make_jaxpr(fn)(*args).jaxpr))
+
+
+def test_auto_gradient_convs_are_nhwc():
+    # XLA's CPU compiler makes other layouts fast only outside loops
+    # (jax-ml/jax#12868), and train.py scans its steps.
+    x, params = jnp.ones((2, 9, 9, 34)), {"kernel": jnp.ones((3, 3, 17, 4))}
+    nhwc = jax.lax.conv_dimension_numbers(x.shape, params["kernel"].shape, ("NHWC", "HWIO", "NHWC"))
+
+    def grad_of(conv):
+        return jax.grad(lambda p, x: conv(p, x, stride=2, padding=1, groups=2).sum(), (0, 1))
+
+    auto = conv_layouts(grad_of(jaxcnn.conv2d_auto), params, x)
+    assert len(auto) == 3 and all(layout == nhwc for layout in auto), auto  # y, dx, dkernel
+    assert any(layout != nhwc for layout in conv_layouts(grad_of(jaxcnn.conv2d), params, x))
 
 
 @pytest.mark.parametrize("conv", CONVS)

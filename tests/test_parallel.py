@@ -46,8 +46,9 @@ def test_bad_arguments_are_named():
         models.lenet(conv_impl="lax"),
         models.lenet(conv_impl="patches"),
         models.lenet_d2l(conv_impl="auto"),
+        models.lenet(channels=(20, 16), conv_impl="auto"),  # conv2 through lax
     ],
-    ids=["lenet-auto", "lenet-lax", "lenet-patches", "lenet_d2l-auto"],
+    ids=["lenet-auto", "lenet-lax", "lenet-patches", "lenet_d2l-auto", "lenet-auto-wide"],
 )
 def test_layers_run_under_explicit_sharding(model):
     # jax.make_mesh's axes are Explicit by default: every reshape must say how
