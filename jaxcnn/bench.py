@@ -12,12 +12,15 @@ the speed-up of each over the naive loops, and writes
 default), compile time and time per epoch for the LeNet configs on their real
 data, on each data-parallel device count of `--devices`, and with `--torch`
 the same model trained by PyTorch eager in the same run, so the ratio is
-measured side by side.
+measured side by side. `--set KEY=VALUE` overrides config keys (a model's
+widths or conv implementation) and `--steps-per-call` times several values.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
+import itertools
 import json
 import platform
 import statistics
@@ -252,29 +255,36 @@ def bench_lenet(
     with_torch: bool,
     out: Path,
     devices: tuple[int, ...] = (1,),
+    overrides: tuple[str, ...] = (),
+    steps_per_call: tuple[int, ...] = (),
 ) -> dict:
     """Training img/s of each config on each data-parallel device count, then PyTorch's.
 
-    Augmentation is off: the numbers compare the model's training step alone.
+    `overrides` are `KEY=VALUE` settings applied to every config (see
+    `override`); `steps_per_call`, if given, replaces the configs' own, each in
+    turn. Augmentation is off: the numbers compare the model's training step alone.
     """
     from jaxcnn import training
 
     rows, peers = [], []
     for path in configs:
         config = load_config(path)
+        for setting in overrides:
+            override(config, setting)
         config.batch_size = batch_size
         config.augment = ""  # the same work as PyTorch's peer, which does not augment
         train, _, num_classes = training.load_data(config)  # once for all device counts
+        first = len(rows)
         for num_devices in devices:
-            config.num_devices = num_devices
-            row = {
-                "framework": "jax",
-                "config": path,
-                **jax_lenet(config, train, num_classes, steps),
-            }
-            rows.append(row)
-            if num_devices == devices[0]:
-                peers.append((config, train, row))
+            for chunk in steps_per_call or (config.steps_per_call,):
+                config.num_devices, config.steps_per_call = num_devices, chunk
+                row = {
+                    "framework": "jax",
+                    "config": path,
+                    **jax_lenet(config, train, num_classes, steps),
+                }
+                rows.append(row)
+        peers.append((config, train, rows[first]))
     if with_torch:
         # After all JAX runs: PyTorch's OpenMP threads keep spinning after its
         # steps and would slow whatever runs next on the same cores.
@@ -282,19 +292,20 @@ def bench_lenet(
             peer = torch_lenet(config, train, batch_size, steps)
             peer["jax_speedup"] = row["images_per_s"] / peer["images_per_s"]
             rows.append(peer)
-    report = {"device": device_name(), "rows": rows}
+    report = {"device": device_name(), "overrides": list(overrides), "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / "lenet.json").write_text(json.dumps(report, indent=2))
     lines = [
         f"Device: {report['device']}",
+        *([f"Overrides: {', '.join(overrides)}"] if overrides else []),
         "",
-        "| framework | config | devices | batch | img/s | step ms | compile s | epoch s | jaxcnn / this |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| framework | config | devices | steps/call | batch | img/s | step ms | compile s | epoch s | jaxcnn / this |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         speedup = f"{r['jax_speedup']:.2f}x" if "jax_speedup" in r else ""
         lines.append(
-            f"| {r['framework']} | {r['config']} | {r.get('devices', '')} | {r['batch_size']} | {r['images_per_s']:,.0f} | {r['median_step_s'] * 1e3:.1f} | {r['compile_s']:.2f} | {r['epoch_s']:.1f} | {speedup} |"
+            f"| {r['framework']} | {r['config']} | {r.get('devices', '')} | {r.get('steps_per_call', '')} | {r['batch_size']} | {r['images_per_s']:,.0f} | {r['median_step_s'] * 1e3:.1f} | {r['compile_s']:.2f} | {r['epoch_s']:.1f} | {speedup} |"
         )
     (out / "lenet.md").write_text("\n".join(lines) + "\n")
     return report
@@ -405,6 +416,28 @@ def torch_lenet(config, train, batch_size: int, steps: int) -> dict:
     }
 
 
+def override(config, setting: str) -> None:
+    """Sets `KEY=VALUE` in `config`: a dotted key that exists, a Python literal or a bare string.
+
+    Raises:
+      ValueError: if `setting` is not `KEY=VALUE` or the key is not in `config`.
+      TypeError: if the value's type does not fit the key's.
+    """
+    key, sep, text = setting.partition("=")
+    if not sep or not key:
+        raise ValueError(f"`--set` takes KEY=VALUE, got {setting!r}")
+    node = config
+    for part in key.split("."):
+        if not hasattr(node, "keys") or part not in node:
+            raise ValueError(f"`--set {setting}`: the config has no key {key!r}")
+        node = node[part]
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text  # a bare word, such as lax
+    config.update_from_flattened_dict({key: value})
+
+
 def load_config(path: str):
     """Runs `get_config()` from a config file, as train.py's --config does."""
     import importlib.util
@@ -441,6 +474,21 @@ def main(argv: list[str] | None = None) -> None:
         help="data-parallel device counts to train each config on; on CPU the host is split "
         "into the largest (PyTorch's ratio is taken against the first)",
     )
+    lenet.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of every config, e.g. model.conv_impl=lax or "
+        "'model.channels=(32, 64)'; repeatable",
+    )
+    lenet.add_argument(
+        "--steps-per-call",
+        type=int,
+        nargs="+",
+        default=[],
+        help="steps per jitted call to time, each in turn (default: the config's)",
+    )
     lenet.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
     malloc.retain_freed_memory()
@@ -449,14 +497,26 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("--repeats must be >= 1")
         print(conv_table(bench_conv(args.quick, args.out, args.repeats)))
     else:
-        if args.steps < 1 or args.batch_size < 1 or min(args.devices) < 1:
-            parser.error("--steps, --batch-size and --devices must be >= 1")
+        if min(args.steps, args.batch_size, *args.devices, *args.steps_per_call) < 1:
+            parser.error("--steps, --batch-size, --devices and --steps-per-call must be >= 1")
+        for path, setting in itertools.product(args.configs, args.set):
+            try:
+                override(load_config(path), setting)
+            except (ValueError, TypeError) as e:
+                parser.error(f"{path}: {e}")
         try:
             parallel.use_cpu_devices(max(args.devices))
         except ValueError:
             pass  # JAX already running (called from Python): use the devices it has
         report = bench_lenet(
-            args.configs, args.batch_size, args.steps, args.torch, args.out, tuple(args.devices)
+            args.configs,
+            args.batch_size,
+            args.steps,
+            args.torch,
+            args.out,
+            tuple(args.devices),
+            tuple(args.set),
+            tuple(args.steps_per_call),
         )
         print((args.out / "lenet.md").read_text())
         print(

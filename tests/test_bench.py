@@ -1,9 +1,12 @@
 import json
+from pathlib import Path
 
 import pytest
 import synthetic
 
 from jaxcnn import bench
+
+CONFIGS = Path(__file__).parents[1] / "configs"
 
 
 def test_quick_conv_benchmark_writes_json_table_and_plots(tmp_path):
@@ -56,6 +59,34 @@ def test_lenet_benchmark_times_each_device_count(tmp_path):
     for r in rows:
         assert r["images_per_s"] == pytest.approx(32 / r["median_step_s"])
         assert r["epoch_s"] == pytest.approx(768 // 32 * r["median_step_s"])
-    assert "| jax | " + str(config) + " | 2 | 32 |" in (out / "lenet.md").read_text()
+    assert "| jax | " + str(config) + " | 2 | 12 | 32 |" in (out / "lenet.md").read_text()
     with pytest.raises(SystemExit):
         bench.main([*args, "--devices", "0"])
+
+    # Overrides reach the model, and each steps-per-call is timed in turn.
+    overrides = ["model.conv_impl=lax", "model.channels=(4, 12)"]
+    sets = [arg for setting in overrides for arg in ("--set", setting)]
+    bench.main([*args, *sets, "--steps-per-call", "1", "8", "--out", str(out)])
+    report = json.loads((out / "lenet.json").read_text())
+    assert report["overrides"] == overrides
+    rows = report["rows"]
+    assert [r["steps_per_call"] for r in rows] == [1, 8]
+    assert all(r["model"]["conv_impl"] == "lax" and r["model"]["channels"] == [4, 12] for r in rows)
+    assert (
+        "Overrides: model.conv_impl=lax, model.channels=(4, 12)" in (out / "lenet.md").read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("model.chanels=(4, 12)", "no key 'model.chanels'"),
+        ("batch_size=2.5", "cannot be casted"),
+        ("model.channels", "KEY=VALUE"),
+    ],
+)
+def test_lenet_benchmark_rejects_bad_overrides(setting, message, capsys):
+    with pytest.raises(SystemExit) as exit:
+        bench.main(["lenet", "--configs", str(CONFIGS / "lenet.py"), "--set", setting])
+    assert exit.value.code == 2
+    assert message in capsys.readouterr().err
