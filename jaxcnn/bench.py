@@ -25,8 +25,9 @@ import json
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +36,9 @@ from tqdm import tqdm
 
 import jaxcnn
 from jaxcnn import malloc, parallel
+
+if TYPE_CHECKING:
+    import ml_collections
 
 # (batch, image size, in channels, out channels, kernel size); padding 'SAME', stride 1.
 FULL_SWEEP = [
@@ -249,7 +253,7 @@ def device_name() -> str:
 
 
 def bench_lenet(
-    configs: list[str],
+    configs: Mapping[str, ml_collections.ConfigDict],
     batch_size: int,
     steps: int,
     with_torch: bool,
@@ -260,17 +264,15 @@ def bench_lenet(
 ) -> dict:
     """Training img/s of each config on each data-parallel device count, then PyTorch's.
 
-    `overrides` are `KEY=VALUE` settings applied to every config (see
-    `override`); `steps_per_call`, if given, replaces the configs' own, each in
+    `configs` maps each config file to its config, the `KEY=VALUE` settings of
+    `overrides` already applied (see `override`; they are recorded in the
+    report); `steps_per_call`, if given, replaces the configs' own, each in
     turn. Augmentation is off: the numbers compare the model's training step alone.
     """
     from jaxcnn import training
 
     rows, peers = [], []
-    for path in configs:
-        config = load_config(path)
-        for setting in overrides:
-            override(config, setting)
+    for path, config in configs.items():
         config.batch_size = batch_size
         config.augment = ""  # the same work as PyTorch's peer, which does not augment
         train, _, num_classes = training.load_data(config)  # once for all device counts
@@ -499,9 +501,10 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if min(args.steps, args.batch_size, *args.devices, *args.steps_per_call) < 1:
             parser.error("--steps, --batch-size, --devices and --steps-per-call must be >= 1")
-        for path, setting in itertools.product(args.configs, args.set):
+        configs = {path: load_config(path) for path in args.configs}
+        for (path, config), setting in itertools.product(configs.items(), args.set):
             try:
-                override(load_config(path), setting)
+                override(config, setting)
             except (ValueError, TypeError) as e:
                 parser.error(f"{path}: {e}")
         try:
@@ -509,7 +512,7 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError:
             pass  # JAX already running (called from Python): use the devices it has
         report = bench_lenet(
-            args.configs,
+            configs,
             args.batch_size,
             args.steps,
             args.torch,

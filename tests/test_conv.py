@@ -170,9 +170,10 @@ def test_auto_lax_gradients_agree(case):
     # Above BANDED_MAX_CHANNELS per group conv2d_auto runs lax with gradients
     # written by hand as NHWC convs: autodiff's, through conv2d, are the reference.
     channels = jaxcnn.conv.BANDED_MAX_CHANNELS + 1
-    kh, kw, _, cout = case["kernel"]
-    case = dict(case, shape=(*case["shape"][:3], case["groups"] * channels))
-    x, params, options = make_case(dict(case, kernel=(kh, kw, channels, cout)))
+    (n, h, w, _), (kh, kw, _, cout) = case["shape"], case["kernel"]
+    x, params, options = make_case(
+        dict(case, shape=(n, h, w, case["groups"] * channels), kernel=(kh, kw, channels, cout))
+    )
     assert_trees_close(
         conv_grads(jaxcnn.conv2d, params, x, options, case["seed"] + 1),
         conv_grads(jaxcnn.conv2d_auto, params, x, options, case["seed"] + 1),
