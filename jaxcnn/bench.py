@@ -12,8 +12,8 @@ the speed-up of each over the naive loops, and writes
 `lenet` measures steady-state training throughput (img/s, batch 256 by
 default), compile time and time per epoch for the LeNet configs on their real
 data, on each data-parallel device count of `--devices`, and with `--torch`
-the same model trained by PyTorch eager in the same run, so the ratio is
-measured side by side. `--set KEY=VALUE` overrides config keys (a model's
+the same model trained by PyTorch eager in the same run, the runs taking turns,
+so the ratio is measured side by side. `--set KEY=VALUE` overrides config keys (a model's
 widths or conv implementation) and `--steps-per-call` times several values.
 """
 
@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import itertools
 import json
 import platform
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -276,38 +277,37 @@ def bench_lenet(
     overrides: tuple[str, ...] = (),
     steps_per_call: tuple[int, ...] = (),
 ) -> dict:
-    """Training img/s of each config on each data-parallel device count, then PyTorch's.
+    """Training img/s of each config on each data-parallel device count, and PyTorch's.
 
     `configs` maps each config file to its config, the `KEY=VALUE` settings of
     `overrides` already applied (see `override`; they are recorded in the
     report); `steps_per_call`, if given, replaces the configs' own, each in
-    turn. Augmentation is off: the numbers compare the model's training step alone.
+    turn. Augmentation is off: the numbers compare the model's training step
+    alone. A config's runs (and PyTorch's peer) take turns (`time_in_turns`),
+    so that the machine's drifting load weighs on all of them alike.
     """
     from jaxcnn import training
 
-    rows, peers = [], []
+    rows = []
     for path, config in configs.items():
         config.batch_size = batch_size
         config.augment = ""  # the same work as PyTorch's peer, which does not augment
         train, _, num_classes = training.load_data(config)  # once for all device counts
-        first = len(rows)
-        for num_devices in devices:
-            for chunk in steps_per_call or (config.steps_per_call,):
-                config.num_devices, config.steps_per_call = num_devices, chunk
-                row = {
-                    "framework": "jax",
-                    "config": path,
-                    **jax_lenet(config, train, num_classes, steps),
-                }
-                rows.append(row)
-        peers.append((config, train, rows[first]))
-    if with_torch:
-        # After all JAX runs: PyTorch's OpenMP threads keep spinning after its
-        # steps and would slow whatever runs next on the same cores.
-        for config, train, row in peers:
-            peer = torch_lenet(config, train, batch_size, steps)
-            peer["jax_speedup"] = row["images_per_s"] / peer["images_per_s"]
-            rows.append(peer)
+        trainees = []
+        for num_devices, chunk in itertools.product(
+            devices, steps_per_call or (config.steps_per_call,)
+        ):
+            variant = config.copy_and_resolve_references()
+            variant.num_devices, variant.steps_per_call = num_devices, chunk
+            trainees.append(jax_lenet(variant, train, num_classes, path))
+        if with_torch:
+            trainees.append(torch_lenet(config, train, batch_size))
+        step_s = time_in_turns([t.run for t in trainees], steps)
+        config_rows = [t.result(s) for t, s in zip(trainees, step_s)]
+        if with_torch:
+            peer = config_rows[-1]
+            peer["jax_speedup"] = config_rows[0]["images_per_s"] / peer["images_per_s"]
+        rows.extend(config_rows)
     report = {"device": device_name(), "overrides": list(overrides), "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / "lenet.json").write_text(json.dumps(report, indent=2))
@@ -327,49 +327,95 @@ def bench_lenet(
     return report
 
 
-def jax_lenet(config, train, num_classes: int, steps: int) -> dict:
-    """Steady-state training speed of `config` on its `num_devices`.
+@dataclasses.dataclass
+class Trainee:
+    """A training run ready to time, and what its report row says about it.
 
-    Steps run as `train.py` runs them, `steps_per_call` to a jitted call; at
-    least `steps` are timed, after as many untimed ones (a process's first
-    few dozen steps can run 1.5x slower), and a step's time is its call's over
-    the steps in it.
+    `run(n)` trains `n` or more steps and returns seconds per step, one entry
+    per call (a jitted call runs several steps).
+    """
+
+    row: dict
+    run: Callable[[int], list[float]]
+    first_call_s: float  # the first call, `steps_in_first_call` steps and compiling
+    steps_in_first_call: int
+    steps_per_epoch: int
+
+    def result(self, step_s: float) -> dict:
+        return {
+            **self.row,
+            "images_per_s": self.row["batch_size"] / step_s,
+            "median_step_s": step_s,
+            "compile_s": self.first_call_s - self.steps_in_first_call * step_s,
+            "epoch_s": self.steps_per_epoch * step_s,
+        }
+
+
+def time_in_turns(
+    runs: Sequence[Callable[[int], list[float]]], steps: int, turns: int = 4
+) -> list[float]:
+    """Median seconds per step of each of `runs`, timed in turns.
+
+    Each first trains `steps` untimed steps (a process's first few dozen steps
+    can run 1.5x slower); then they take `turns` turns of `steps / turns` timed
+    steps each, after one untimed step in every turn, since the other runs'
+    threads may still be spinning on the cores. So a change in the machine's
+    load during the benchmark slows all of them alike, and their ratios hold.
+    """
+    for run in runs:
+        run(steps)
+    times = [[] for _ in runs]
+    for _ in range(turns):
+        for run, timed in zip(runs, times):
+            run(1)
+            timed.extend(run(-(-steps // turns)))
+    return [statistics.median(timed) for timed in times]
+
+
+def jax_lenet(config, train, num_classes: int, name: str) -> Trainee:
+    """`config` on its `num_devices`, its steps run as `train.py` runs them.
+
+    `steps_per_call` steps to a jitted call (rounded to divide the epoch); a
+    step's time is its call's over the steps in it.
     """
     from jaxcnn import data, training
 
     batch_size = config.batch_size
     steps_per_epoch = train.images.shape[0] // batch_size
     chunk = training.chunk_size(steps_per_epoch, config.steps_per_call)  # as train.py runs it
-    calls = -(-steps // chunk)
     trainer, state = training.create_trainer(config, train, num_classes, steps_per_epoch)
     images, labels = trainer.replicate(train)
     index = np.asarray(data.epoch_batches(jax.random.key(1), train.images.shape[0], batch_size))
     index = [trainer.shard_batches(call) for call in index.reshape(-1, chunk, batch_size)]
+    calls = itertools.count()
+
+    def run(steps: int) -> list[float]:
+        nonlocal state
+        times = []
+        for _ in tqdm(range(-(-steps // chunk)), desc=f"jax {name}", disable=None, leave=False):
+            start = time.perf_counter()
+            state, metrics = trainer.train_steps(
+                state, images, labels, index[next(calls) % len(index)]
+            )
+            jax.block_until_ready(metrics)
+            times.append((time.perf_counter() - start) / chunk)
+        return times
+
     start = time.perf_counter()
-    state, metrics = trainer.train_steps(state, images, labels, index[0])
-    jax.block_until_ready(metrics)
-    compile_s = time.perf_counter() - start
-    times = []
-    for i in tqdm(range(1, 2 * calls + 1), desc=f"jax {config.model.name}", disable=None):
-        t = time.perf_counter()
-        state, metrics = trainer.train_steps(state, images, labels, index[i % len(index)])
-        jax.block_until_ready(metrics)
-        times.append((time.perf_counter() - t) / chunk)
-    step_s = statistics.median(times[calls:])
-    return {
+    run(chunk)
+    row = {
+        "framework": "jax",
+        "config": name,
         "model": config.model.to_dict(),
         "augment": config.augment,
         "batch_size": batch_size,
         "steps_per_call": chunk,
         "devices": trainer.mesh.size,
-        "images_per_s": batch_size / step_s,
-        "median_step_s": step_s,
-        "compile_s": compile_s - chunk * step_s,  # the first call's excess
-        "epoch_s": steps_per_epoch * step_s,
     }
+    return Trainee(row, run, time.perf_counter() - start, chunk, steps_per_epoch)
 
 
-def torch_lenet(config, train, batch_size: int, steps: int) -> dict:
+def torch_lenet(config, train, batch_size: int) -> Trainee:
     """The same LeNet (layers, widths, Adam) trained by PyTorch eager on the same images."""
     import torch
     from torch import nn
@@ -403,33 +449,29 @@ def torch_lenet(config, train, batch_size: int, steps: int) -> dict:
     images = torch.from_numpy(np.asarray(train.images)).permute(0, 3, 1, 2).float().div(255)
     labels = torch.from_numpy(np.asarray(train.labels)).long()
     perm = torch.randperm(len(images))
+    calls = itertools.count()
 
-    def step(i):
-        idx = perm[(i * batch_size) % (len(images) - batch_size) :][:batch_size]
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(net(images[idx]), labels[idx])
-        loss.backward()
-        opt.step()
+    def run(steps: int) -> list[float]:
+        times = []
+        for _ in tqdm(range(steps), desc=f"torch {m.name}", disable=None, leave=False):
+            start = time.perf_counter()
+            idx = perm[(next(calls) * batch_size) % (len(images) - batch_size) :][:batch_size]
+            opt.zero_grad()
+            loss = nn.functional.cross_entropy(net(images[idx]), labels[idx])
+            loss.backward()
+            opt.step()
+            times.append(time.perf_counter() - start)
+        return times
 
     start = time.perf_counter()
-    step(0)
-    first_s = time.perf_counter() - start
-    times = []
-    for i in tqdm(range(1, 2 * steps + 1), desc=f"torch {m.name}", disable=None):
-        t = time.perf_counter()
-        step(i)
-        times.append(time.perf_counter() - t)
-    step_s = statistics.median(times[steps:])  # after as many untimed steps, as for JAX
-    return {
+    run(1)
+    row = {
         "framework": f"torch {torch.__version__} eager",
         "config": f"same model as {m.name}",
         "batch_size": batch_size,
-        "images_per_s": batch_size / step_s,
-        "median_step_s": step_s,
-        "compile_s": first_s - step_s,
-        "epoch_s": len(images) // batch_size * step_s,
         "threads": torch.get_num_threads(),
     }
+    return Trainee(row, run, time.perf_counter() - start, 1, len(images) // batch_size)
 
 
 def override(config, setting: str) -> None:

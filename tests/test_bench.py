@@ -78,6 +78,26 @@ def test_lenet_benchmark_times_each_device_count(tmp_path):
     )
 
 
+def test_runs_are_timed_in_turns_after_a_warm_up():
+    log = []
+
+    def fake_run(name, seconds):
+        def run(steps):
+            log.append((name, steps))
+            return [seconds(len(log))] * steps
+
+        return run
+
+    # The slow run takes 1 s per step in its warm-up (call 1) and in the
+    # untimed step that opens each of its turns (calls 3 and 7), 0.25 s in
+    # its timed steps (calls 4 and 8): only those may count.
+    slow = fake_run("slow", lambda call: 1.0 if call in (1, 3, 7) else 0.25)
+    fast = fake_run("fast", lambda call: 0.1)
+    assert bench.time_in_turns([slow, fast], steps=2, turns=2) == [0.25, 0.1]
+    turn = [("slow", 1), ("slow", 1), ("fast", 1), ("fast", 1)]
+    assert log == [("slow", 2), ("fast", 2), *turn, *turn]
+
+
 @pytest.mark.parametrize(
     "setting, message",
     [
