@@ -7,6 +7,7 @@ Activations are NHWC, conv kernels HWIO. Every layer is a pure function
 from jax.nn import relu, sigmoid, softmax, tanh
 
 from jaxcnn.conv import conv2d, conv2d_auto, conv2d_patches, corr2d, extract_patches
+from jaxcnn.fused import conv2d_max_pool
 from jaxcnn.geometry import DIMENSION_NUMBERS, IMAGE_LAYOUT, KERNEL_LAYOUT
 from jaxcnn.init import INITIALIZERS, get_initializer, init_conv2d, init_dense
 from jaxcnn.linear import dense, flatten
@@ -22,6 +23,7 @@ __all__ = [
     "avg_pool2d",
     "conv2d",
     "conv2d_auto",
+    "conv2d_max_pool",
     "conv2d_patches",
     "corr2d",
     "dense",

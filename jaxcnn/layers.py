@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxcnn import conv as conv_lib
+from jaxcnn import fused, linear
 from jaxcnn import init as init_lib
-from jaxcnn import linear
 from jaxcnn import pool as pool_lib
 from jaxcnn.geometry import IntPair, Padding
 
@@ -84,12 +84,45 @@ def conv2d(
 ) -> Layer:
     """A conv layer; `impl` picks `"lax"` (`jaxcnn.conv2d`), `"patches"`
     (`jaxcnn.conv2d_patches`) or `"auto"` (`jaxcnn.conv2d_auto`)."""
-    if impl not in CONV_IMPLS:
-        raise ValueError(f"`impl` must be one of {sorted(CONV_IMPLS)}, got {impl!r}")
     apply = functools.partial(
-        CONV_IMPLS[impl], stride=stride, padding=padding, dilation=dilation, groups=groups
+        _conv_impl(impl), stride=stride, padding=padding, dilation=dilation, groups=groups
+    )
+    return _parametrised(
+        _conv_params(out_channels, kernel_size, groups, use_bias, kernel_init), apply
     )
 
+
+def conv2d_max_pool(
+    out_channels: int,
+    kernel_size: IntPair,
+    window: IntPair,
+    *,
+    padding: Padding = 0,
+    use_bias: bool = True,
+    kernel_init: str | init_lib.Initializer = "lecun_normal",
+    impl: str = "lax",
+) -> Layer:
+    """A stride-1 conv layer followed by a `window` max pool; with `impl="auto"`
+    the two are computed together (`jaxcnn.conv2d_max_pool`), else one after
+    the other."""
+    conv = _conv_impl(impl)
+    if impl == "auto":
+        apply = functools.partial(fused.conv2d_max_pool, window=window, padding=padding)
+    else:
+
+        def apply(params, x):
+            return pool_lib.max_pool2d(conv(params, x, padding=padding), window)
+
+    return _parametrised(_conv_params(out_channels, kernel_size, 1, use_bias, kernel_init), apply)
+
+
+def _conv_impl(impl: str) -> Callable[..., jax.Array]:
+    if impl not in CONV_IMPLS:
+        raise ValueError(f"`impl` must be one of {sorted(CONV_IMPLS)}, got {impl!r}")
+    return CONV_IMPLS[impl]
+
+
+def _conv_params(out_channels, kernel_size, groups, use_bias, kernel_init):
     def make_params(key, input_shape):
         return init_lib.init_conv2d(
             key,
@@ -101,7 +134,7 @@ def conv2d(
             kernel_init=kernel_init,
         )
 
-    return _parametrised(make_params, apply)
+    return make_params
 
 
 def dense(

@@ -41,17 +41,20 @@ def lenet(
 
     conv c1@5x5 pad 2 -> relu -> max-pool 2 -> conv c2@5x5 -> relu -> max-pool 2
     -> dense h1 -> relu -> dense h2 -> relu -> dense `num_classes`.
+
+    Each ReLU runs after its pool rather than before: since ReLU never
+    decreases, `relu(max(z)) == max(relu(z))`, with the same gradients, and
+    each conv and its pool make one layer (`conv2d_max_pool`), which
+    `conv_impl="auto"` computes together.
     """
     init = "he_normal"
     c1, c2 = channels
     h1, h2 = hidden
     return L.sequential(
-        conv1=L.conv2d(c1, 5, padding=2, kernel_init=init, impl=conv_impl),
+        conv1=L.conv2d_max_pool(c1, 5, 2, padding=2, kernel_init=init, impl=conv_impl),
         act1=L.activation(jax.nn.relu),
-        pool1=L.max_pool2d(2),
-        conv2=L.conv2d(c2, 5, kernel_init=init, impl=conv_impl),
+        conv2=L.conv2d_max_pool(c2, 5, 2, kernel_init=init, impl=conv_impl),
         act2=L.activation(jax.nn.relu),
-        pool2=L.max_pool2d(2),
         flatten=L.flatten(),
         fc1=L.dense(h1, kernel_init=init),
         act3=L.activation(jax.nn.relu),

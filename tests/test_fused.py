@@ -1,0 +1,169 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import reference
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import jaxcnn
+from jaxcnn import layers, models
+
+# The lecture's worked example (d2l): a 3x3 image and a 2x2 kernel.
+X = np.array([[1, 1, 1], [1, 0, 0], [1, 1, 0]], np.float32)[None, :, :, None]
+K = np.array([[1, 1], [-1, -1]], np.float32)[:, :, None, None]
+
+
+def test_lecture_example():
+    # Hand-computed conv: [[1+1-1-0, 1+1-0-0], [1+0-1-1, 0+0-1-0]] = [[1, 2], [-1, -1]];
+    # its 2x2 max is 2, and a 1x2 pool keeps each row's larger value.
+    y = jaxcnn.conv2d_max_pool({"kernel": K}, X, 2)
+    np.testing.assert_array_equal(y[0, :, :, 0], [[2]])
+    y = jaxcnn.conv2d_max_pool({"kernel": K}, X, (1, 2))
+    np.testing.assert_array_equal(y[0, :, :, 0], [[2], [-1]])
+
+
+@st.composite
+def fused_cases(draw):
+    # More than BANDED_MAX_CHANNELS (16) input channels take conv2d_auto and max_pool2d.
+    cin = draw(st.sampled_from([1, 2, 6, 17]))
+    cout = draw(st.sampled_from([1, 3, 16]))
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    window = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    pads = [draw(st.integers(0, 2)) for _ in range(4)]
+    padding = draw(
+        st.sampled_from(
+            [pads[0], (pads[0], pads[1]), ((pads[0], pads[1]), (pads[2], pads[3])), "SAME", "VALID"]
+        )
+    )
+    # Inputs at least as large as the kernel and the window together need.
+    h = draw(st.integers(kh + window[0] - 1, kh + window[0] + 6))
+    w = draw(st.integers(kw + window[1] - 1, kw + window[1] + 6))
+    return dict(
+        x=(draw(st.integers(1, 2)), h, w, cin),
+        kernel=(kh, kw, cin, cout),
+        window=window,
+        padding=padding,
+        use_bias=draw(st.booleans()),
+        integers=draw(st.booleans()),  # small integers: many tied maxima
+        seed=draw(st.integers(0, 2**16)),
+    )
+
+
+def make_case(case):
+    rng = np.random.default_rng(case["seed"])
+
+    def draw(shape):
+        if case["integers"]:
+            return rng.integers(-2, 3, shape).astype(np.float32)
+        return rng.standard_normal(shape).astype(np.float32)
+
+    params = {"kernel": draw(case["kernel"])}
+    if case["use_bias"]:
+        params["bias"] = draw(case["kernel"][-1:])
+    return draw(case["x"]), params
+
+
+@settings(max_examples=40, deadline=None)
+@given(fused_cases())
+def test_matches_numpy_loops(case):
+    x, params = make_case(case)
+    kh, kw = case["kernel"][:2]
+    pads = reference.pad_pairs_for(case["padding"], x.shape[1:3], (kh, kw), (1, 1))
+    conv = reference.conv2d(x, params["kernel"], params.get("bias"), padding=pads)
+    expected = reference.pool2d(
+        conv, case["window"], case["window"], ((0, 0), (0, 0)), lambda v, _: v.max((1, 2)), 0
+    )
+    y = jaxcnn.conv2d_max_pool(params, x, case["window"], padding=case["padding"])
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(fused_cases())
+def test_gradients_match_conv_then_pool(case):
+    # The reference is autodiff through conv2d and max_pool2d, whose gradient
+    # shares a window's tied maxima equally.
+    x, params = make_case(case)
+    window, padding = case["window"], case["padding"]
+    composed = jaxcnn.max_pool2d(jaxcnn.conv2d(params, x, padding=padding), window)
+    cotangent = np.random.default_rng(case["seed"] + 1).standard_normal(composed.shape)
+
+    def loss(fn):
+        return lambda p, x: jnp.sum(fn(p, x) * cotangent)
+
+    expected = jax.grad(
+        loss(lambda p, x: jaxcnn.max_pool2d(jaxcnn.conv2d(p, x, padding=padding), window)), (0, 1)
+    )(params, x)
+    got = jax.grad(
+        loss(lambda p, x: jaxcnn.conv2d_max_pool(p, x, window, padding=padding)), (0, 1)
+    )(params, x)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), got, expected)
+
+
+def test_computes_no_conv_and_no_window_reduction():
+    x = jnp.ones((2, 28, 28, 1))
+    params = {"kernel": jnp.ones((5, 5, 1, 8)), "bias": jnp.ones(8)}
+    fn = lambda p, x: jaxcnn.conv2d_max_pool(p, x, 2, padding=2).sum()  # noqa: E731
+    text = str(jax.make_jaxpr(jax.grad(fn, (0, 1)))(params, x))
+    assert "conv_general_dilated" not in text and "reduce_window" not in text
+    assert "dot_general" in text
+
+
+def test_composes_with_jit_vmap_and_unbatched_input():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 12, 12, 2)).astype(np.float32)
+    params = {"kernel": rng.standard_normal((3, 3, 2, 4)).astype(np.float32), "bias": np.ones(4)}
+    expected = jaxcnn.max_pool2d(jaxcnn.conv2d(params, x, padding=1), 2)
+    jitted = jax.jit(lambda p, x: jaxcnn.conv2d_max_pool(p, x, 2, padding=1))
+    np.testing.assert_allclose(jitted(params, x), expected, rtol=1e-5, atol=1e-5)
+    mapped = jax.vmap(lambda image: jaxcnn.conv2d_max_pool(params, image, 2, padding=1))(x)
+    np.testing.assert_allclose(mapped, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl", ["lax", "patches", "auto"])
+def test_layer_is_conv_then_pool_for_every_impl(impl):
+    layer = layers.conv2d_max_pool(4, 3, 2, padding=1, impl=impl)
+    x = np.random.default_rng(0).standard_normal((2, 9, 9, 3)).astype(np.float32)
+    shape, params = layer.init(jax.random.key(0), x.shape)
+    expected = jaxcnn.max_pool2d(jaxcnn.conv2d(params, x, padding=1), 2)
+    assert shape == expected.shape == (2, 4, 4, 4)
+    np.testing.assert_allclose(layer.apply(params, x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_lenet_gradients_match_relu_before_pool():
+    # models.lenet pools before its ReLUs; with ties (flat image rows make
+    # the first conv's outputs equal) the gradients are still those of the
+    # lecture's order, conv -> relu -> pool.
+    model = models.lenet(channels=(4, 8), hidden=(16, 12), conv_impl="auto")
+    _, p = model.init(jax.random.key(1), (1, 28, 28, 1))
+    x = np.random.default_rng(0).random((3, 28, 28, 1)).astype(np.float32)
+    x[:, :10] = 0.5
+
+    def lecture_order(p, x):
+        h = jaxcnn.max_pool2d(jaxcnn.relu(jaxcnn.conv2d(p["conv1"], x, padding=2)), 2)
+        h = jaxcnn.max_pool2d(jaxcnn.relu(jaxcnn.conv2d(p["conv2"], h)), 2)
+        h = jaxcnn.relu(jaxcnn.dense(p["fc1"], jaxcnn.flatten(h)))
+        return jaxcnn.dense(p["fc3"], jaxcnn.relu(jaxcnn.dense(p["fc2"], h)))
+
+    def loss(apply):
+        return lambda p: jnp.sum(jax.nn.log_softmax(apply(p, x))[:, 0])
+
+    got, expected = jax.grad(loss(model.apply))(p), jax.grad(loss(lecture_order))(p)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), got, expected)
+
+
+@pytest.mark.parametrize(
+    "x, kernel, window, options, error, match",
+    [
+        ((1, 4, 4, 1), (3, 3, 1, 2), 3, {}, ValueError, "`window` .* larger than the padded input"),
+        ((1, 4, 4, 1), (3, 3, 1, 2), 0, {}, ValueError, "`window` must be >= 1"),
+        ((1, 4, 4, 1), (3, 3, 1, 2), 2.0, {}, TypeError, "`window` must be an int"),
+        ((1, 4, 4, 1), (5, 5, 1, 2), 1, {}, ValueError, "`kernel` .* larger than the padded"),
+        ((1, 4, 4, 2), (3, 3, 1, 2), 1, {}, ValueError, "kernel expects"),
+        ((1, 4, 4, 1), (3, 3, 1, 2), 1, dict(padding=-1), ValueError, "non-negative"),
+        ((4, 4), (3, 3, 1, 2), 1, {}, ValueError, "`x` must be a 4-D NHWC batch"),
+    ],
+)
+def test_bad_input(x, kernel, window, options, error, match):
+    with pytest.raises(error, match=match):
+        jaxcnn.conv2d_max_pool({"kernel": jnp.ones(kernel)}, jnp.ones(x), window, **options)
