@@ -35,5 +35,7 @@ def get_config() -> ml_collections.ConfigDict:
     # Devices
     config.num_devices = 0  # data parallel over this many devices; 0 = all of the default backend's
     config.cpu_devices = 1  # XLA devices the host CPU is split into (CPU backend only)
+    # XLA compile options for the training and evaluation steps, on CPU devices only.
+    config.cpu_compiler_options = ml_collections.ConfigDict()
     config.seed = 0
     return config

@@ -11,7 +11,6 @@ rerunning with the same workdir resumes from the latest.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import jaxlib
 import ml_collections
 import numpy as np
 import optax
@@ -119,9 +119,21 @@ def scores(log_p: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
 class Trainer:
     """The jitted pieces of training, closed over the model, optimizer, data statistics and mesh."""
 
-    def __init__(self, config, model, optimizer, mean: float, std: float, mesh: Mesh):
+    def __init__(
+        self,
+        config,
+        model,
+        optimizer,
+        mean: float,
+        std: float,
+        mesh: Mesh,
+        compiler_options: dict[str, Any] | None = None,
+    ):
         self.config, self.model, self.optimizer = config, model, optimizer
         self.mean, self.std, self.mesh = mean, std, mesh
+        options = compiler_options or None
+        self.train_steps = jax.jit(self._train_steps, donate_argnums=0, compiler_options=options)
+        self.evaluate = jax.jit(self._evaluate, compiler_options=options)
 
     def replicate(self, tree):
         """`tree`'s arrays (state, a data split) in full on every device of the mesh."""
@@ -157,11 +169,11 @@ class Trainer:
         state = TrainState(params, opt_state, state.step + 1, jax.random.key_data(rng))
         return state, {"loss": loss, "accuracy": accuracy}
 
-    @functools.partial(jax.jit, static_argnums=0, donate_argnums=1)
-    def train_steps(
+    def _train_steps(
         self, state: TrainState, images, labels, batch_index
     ) -> tuple[TrainState, dict]:
-        """Runs `batch_index.shape[0]` steps; returns the state and per-step metrics.
+        """`train_steps` (jitted, donating `state`): runs `batch_index.shape[0]` steps;
+        returns the state and per-step metrics.
 
         `batch_index`: `(steps, batch)` indices into `images` and `labels`.
         Several steps run as one `lax.scan`; one is traced on its own.
@@ -175,9 +187,8 @@ class Trainer:
             return state, jax.tree.map(lambda m: m[None], metrics)
         return jax.lax.scan(step, state, batch_index)
 
-    @functools.partial(jax.jit, static_argnums=0)
-    def evaluate(self, params, images, labels, batch_index, mask) -> dict:
-        """Mean loss and accuracy over the masked examples of `batch_index`."""
+    def _evaluate(self, params, images, labels, batch_index, mask) -> dict:
+        """`evaluate` (jitted): mean loss and accuracy over the masked examples of `batch_index`."""
 
         def batch(totals, inputs):
             index, weight = inputs
@@ -217,7 +228,15 @@ def create_trainer(
         params, optimizer.init(params), jnp.zeros((), jnp.int32), jax.random.key_data(train_key)
     )
     pixels = train.images.astype(np.float32) / 255.0
-    trainer = Trainer(config, model, optimizer, float(pixels.mean()), float(pixels.std()), mesh)
+    trainer = Trainer(
+        config,
+        model,
+        optimizer,
+        float(pixels.mean()),
+        float(pixels.std()),
+        mesh,
+        compiler_options(config, mesh),
+    )
     return trainer, trainer.replicate(state)
 
 
@@ -234,6 +253,33 @@ def device_mesh(config) -> Mesh:
                 "it is split over (`num_devices`)"
             )
     return mesh
+
+
+def compiler_options(config, mesh: Mesh) -> dict[str, Any]:
+    """`config.cpu_compiler_options` if `mesh` is CPU devices, less those this XLA lacks.
+
+    The options are XLA's, for the CPU compiler of the jitted training and
+    evaluation steps. An option this jaxlib does not have (XLA renames and
+    adds experimental ones between releases) is left out with a warning; a
+    value XLA rejects is an error.
+    """
+    if any(device.platform != "cpu" for device in mesh.devices.flat):
+        return {}
+    options = {}
+    for name, value in config.cpu_compiler_options.items():
+        try:
+            jax.jit(lambda x: x, compiler_options={name: value}).lower(0.0).compile()
+        except RuntimeError as e:  # jax.errors.JaxRuntimeError
+            if "No such compile option" not in str(e):
+                raise ConfigError(f"`cpu_compiler_options.{name}`: {e}") from None
+            print(
+                f"warning: `cpu_compiler_options.{name}` is not an option of this XLA "
+                f"(jaxlib {jaxlib.__version__}); left out",
+                file=sys.stderr,
+            )
+            continue
+        options[name] = value
+    return options
 
 
 def chunk_size(steps_per_epoch: int, wanted: int) -> int:

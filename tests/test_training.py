@@ -151,6 +151,23 @@ def test_bad_model_name(dataset, tmp_path):
         training.train_and_evaluate(config, tmp_path)
 
 
+def test_cpu_compiler_options(dataset, capsys):
+    config = small_config(dataset)
+    mesh = training.device_mesh(config)
+    # The default config's option reaches the jitted steps where this XLA has it.
+    options = training.compiler_options(config, mesh)
+    ynn = "xla_cpu_experimental_ynn_fusion_type"
+    assert options == ({ynn: ""} if ynn not in capsys.readouterr().err else {})
+    # One that XLA has always had passes; one it lacks is left out with a warning.
+    config.cpu_compiler_options = {"xla_cpu_enable_fast_math": False, "xla_cpu_no_such_flag": 1}
+    assert training.compiler_options(config, mesh) == {"xla_cpu_enable_fast_math": False}
+    assert "`cpu_compiler_options.xla_cpu_no_such_flag` is not an option" in capsys.readouterr().err
+    config.cpu_compiler_options = {ynn: "sideways"}
+    if ynn in training.compiler_options(small_config(dataset), mesh):
+        with pytest.raises(training.ConfigError, match=f"`cpu_compiler_options.{ynn}`"):
+            training.compiler_options(config, mesh)
+
+
 def run_cli(*args):
     return subprocess.run(
         [sys.executable, "train.py", "--config", "configs/lenet.py", *args],
@@ -213,9 +230,7 @@ def test_data_parallel_steps_match_one_device(dataset):
         trainer, state = training.create_trainer(config, train, num_classes, steps_per_epoch=24)
         assert trainer.mesh.size == devices
         images, labels = trainer.replicate(train)
-        step = training.Trainer.train_steps.lower(
-            trainer, state, images, labels, trainer.shard_batches(index[0])
-        )
+        step = trainer.train_steps.lower(state, images, labels, trainer.shard_batches(index[0]))
         # Partitioned over the batch: each device computes half, gradients are all-reduced.
         assert ("all-reduce" in step.compile().as_text()) == (devices > 1)
         losses = []
