@@ -419,12 +419,20 @@ def _banded_conv(x: jax.Array, kernel: jax.Array, geom: Geometry) -> jax.Array:
     patches = jnp.stack(
         [rows[:, :, :, b * block * sw : b * block * sw + bw] for b in range(blocks)], axis=2
     )  # (n, oh, blocks, kh, bw, c)
-    taps = np.zeros((kw, bw, block), np.float32)  # taps[q, v, j] = 1 where v == j * sw + q * dw
-    for q in range(kw):
-        taps[q, np.arange(block) * sw + q * dw, np.arange(block)] = 1
+    taps = _tap_selector(kw, bw, block, sw, dw)
     band = jnp.einsum("pqco,qvj->pvcjo", kernel, jnp.asarray(taps, kernel.dtype))
     y = reshape_examples(patches, (n * oh * blocks, kh * bw * c)) @ band.reshape(kh * bw * c, -1)
     return reshape_examples(y, (n, oh, blocks * block, o))[:, :, :ow]
+
+
+def _tap_selector(k: int, width: int, block: int, stride: int = 1, dilation: int = 1) -> np.ndarray:
+    """`m[q, v, j] = 1` where pixel `v` of a `width`-pixel patch is tap `q` of
+    output `j` of the block (`v == j * stride + q * dilation`), else 0: the
+    pattern of a band matrix `einsum(kernel, m)`, shape `(k, width, block)`."""
+    m = np.zeros((k, width, block), np.float32)
+    for q in range(k):
+        m[q, np.arange(block) * stride + q * dilation, np.arange(block)] = 1
+    return m
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))

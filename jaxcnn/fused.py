@@ -17,9 +17,15 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxcnn.conv import BANDED_MAX_CHANNELS, Params, _check_conv, _finish, conv2d_auto
+from jaxcnn.conv import (
+    BANDED_MAX_CHANNELS,
+    Params,
+    _check_conv,
+    _finish,
+    _tap_selector,
+    conv2d_auto,
+)
 from jaxcnn.geometry import IntPair, Padding, window_geometry
 from jaxcnn.parallel import reshape_examples
 from jaxcnn.pool import max_pool2d
@@ -84,21 +90,14 @@ def _pooled_products(x, kernel, padding, window, out_hw) -> jax.Array:
     patches = jnp.concatenate(
         [cells[:, du : du + rows, dv : dv + cols] for du in range(ch) for dv in range(cw)], axis=-1
     )
+    # Pixel `(d, r)` of a patch, `d * P + r`, is the tap `p` of output `a` where it is `a + p`.
+    rows_taps = _tap_selector(kh, ch * P, P).reshape(kh, ch, P, P)
+    cols_taps = _tap_selector(kw, cw * Q, Q).reshape(kw, cw, Q, Q)
     band = jnp.einsum(
-        "drap,esbq,pqco->derscabo",
-        jnp.asarray(_offsets(ch, P, kh), kernel.dtype),
-        jnp.asarray(_offsets(cw, Q, kw), kernel.dtype),
+        "pdra,qesb,pqco->derscabo",
+        jnp.asarray(rows_taps, kernel.dtype),
+        jnp.asarray(cols_taps, kernel.dtype),
         kernel,
     ).reshape(ch * cw * P * Q * c, P * Q * o)
     y = reshape_examples(patches, (n * rows * cols, band.shape[0])) @ band
     return reshape_examples(y, (n, rows, cols, P * Q, o)).max(axis=3)
-
-
-def _offsets(cells: int, size: int, k: int) -> np.ndarray:
-    """`m[d, r, a, p] = 1` where pixel `d * size + r` of a patch is output `a`'s tap `p`."""
-    m = np.zeros((cells, size, size, k), np.float32)
-    for pixel in range(cells * size):
-        for a in range(size):
-            if 0 <= pixel - a < k:
-                m[pixel // size, pixel % size, a, pixel - a] = 1
-    return m
