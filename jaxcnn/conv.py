@@ -339,6 +339,13 @@ def conv2d_auto(
     Its gradients are reverse mode only (`jax.grad`, `jax.vjp`): where they
     are written by hand, `jax.jvp` raises. `conv2d` supports every transform.
     Arguments, shapes and errors as `conv2d`.
+
+    Non-finite inputs: the banded products multiply each patch's pixels by
+    the band's zeros too, and `inf * 0` is NaN, so an inf or NaN pixel can
+    make NaN of outputs whose windows miss it, in the blocks of columns that
+    read it (so only in output rows whose windows hold its row), as FFT and
+    Winograd convolutions spread them; `conv2d` gives those outputs finite
+    values. Finite inputs are not affected.
     """
     kernel, bias, x, unbatched, geom = _check_conv(params, x, stride, padding, dilation, groups)
     group_in = kernel.shape[2]

@@ -43,6 +43,12 @@ def conv2d_max_pool(
     than `BANDED_MAX_CHANNELS` input channels it runs `conv2d_auto`, then
     `max_pool2d`, since XLA's own convolution is faster there.
 
+    Non-finite inputs: a pool window's products multiply every pixel of its
+    patch by the band's zeros too, and `inf * 0` is NaN, so a pooled output
+    whose patch holds an inf or NaN pixel can be NaN where the two layers
+    give inf or a finite value; outputs whose patches hold only finite pixels
+    are not affected.
+
     Args:
       params: `{"kernel": (kh, kw, in_channels, out_channels),
         "bias": (out_channels,)}`; `"bias"` may be absent.

@@ -256,6 +256,27 @@ def test_patches_uses_no_conv_primitive():
     assert "conv_general_dilated" in str(jax.make_jaxpr(jaxcnn.conv2d)(params, x))
 
 
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+def test_auto_banded_non_finite_pixel_stays_in_its_rows(value):
+    # As documented: with 5-16 channels the banded products can spread an inf
+    # or NaN pixel to the outputs of its blocks of columns, within the output
+    # rows whose windows hold its row; every other output is conv2d's.
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 1, (2, 14, 14, 8)).astype(np.float32)
+    i, j = 6, 9
+    x[0, i, j, 3] = value
+    params = {"kernel": rng.uniform(0.5, 1, (5, 5, 8, 16)).astype(np.float32)}
+    y = np.asarray(jaxcnn.conv2d_auto(params, x, padding=1))
+    expected = np.asarray(jaxcnn.conv2d(params, x, padding=1))
+    window = np.zeros(y.shape, bool)  # outputs whose 5x5 window holds the pixel
+    window[0, i - 3 : i + 2, j - 3 : j + 2] = True
+    assert not np.isfinite(y[window]).any() and not np.isfinite(expected[window]).any()
+    rows = np.zeros(y.shape, bool)  # output rows whose windows hold row i
+    rows[0, i - 3 : i + 2] = True
+    np.testing.assert_allclose(y[~rows], expected[~rows], rtol=1e-5)
+    assert np.isfinite(expected[~window]).all()
+
+
 @pytest.mark.parametrize(
     "in_channels, groups, forward_conv, gradient_conv",
     [(1, 1, False, False), (4, 1, False, False), (5, 1, False, False), (17, 1, True, True)]

@@ -120,6 +120,29 @@ def test_composes_with_jit_vmap_and_unbatched_input():
     np.testing.assert_allclose(mapped, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("value", [np.inf, np.nan])
+@pytest.mark.parametrize("channels", [1, 8])
+def test_non_finite_pixel_stays_in_the_patches_that_hold_it(value, channels):
+    # As documented: the pooled outputs whose 6x6 patch (a 5x5 kernel, a 2x2
+    # pool, padding 2) holds the pixel are non-finite, since the band's zeros
+    # times inf are NaN; every other output is the two layers' value.
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 1, (2, 12, 12, channels)).astype(np.float32)
+    i, j = 5, 8
+    x[0, i, j, channels - 1] = value
+    params = {"kernel": rng.uniform(0.5, 1, (5, 5, channels, 3)).astype(np.float32)}
+    y = np.asarray(jaxcnn.conv2d_max_pool(params, x, 2, padding=2))
+    expected = np.asarray(jaxcnn.max_pool2d(jaxcnn.conv2d(params, x, padding=2), 2))
+    # Pooled output a reads padded rows 2a .. 2a + 5, i.e. image rows 2a - 2 .. 2a + 3.
+    rows = [a for a in range(6) if 2 * a - 2 <= i <= 2 * a + 3]
+    cols = [b for b in range(6) if 2 * b - 2 <= j <= 2 * b + 3]
+    holds = np.zeros(y.shape, bool)
+    holds[0, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1] = True
+    assert not np.isfinite(y[holds]).any()
+    assert not np.isfinite(expected[holds]).all()  # the reference sees the pixel too
+    np.testing.assert_allclose(y[~holds], expected[~holds], rtol=1e-5)
+
+
 @pytest.mark.parametrize("impl", ["lax", "patches", "auto"])
 def test_layer_is_conv_then_pool_for_every_impl(impl):
     layer = layers.conv2d_max_pool(4, 3, 2, padding=1, impl=impl)
