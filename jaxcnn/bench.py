@@ -153,9 +153,9 @@ def bench_conv(quick: bool, out: Path, repeats: int) -> dict:
             before = sgemm_gflops(gemm_size)
             rows = time_conv_case(case, rng, repeats, bar)
             samples = [before, sgemm_gflops(gemm_size)]
-            gemms.append(max(samples))
+            gemms.append(gemm := max(samples))
             for row in rows:
-                row.update(sgemm_gflops=max(samples), sgemm_samples=samples)
+                row.update(sgemm_gflops=gemm, sgemm_samples=samples)
                 row["sgemm_fraction"] = row["gflops"] / row["sgemm_gflops"]
             results.extend(rows)
     report = {
