@@ -4,6 +4,7 @@ Any config key can be overridden, e.g. `--config.num_epochs=3`. Rerunning with
 the same --workdir resumes from its latest checkpoint.
 """
 
+import os
 import sys
 
 import jax
@@ -34,6 +35,9 @@ def main(argv):
     malloc.retain_freed_memory()
     if len(argv) > 1:
         sys.exit(f"train.py: unexpected arguments {argv[1:]}")
+    path = config_flags.get_config_filename(FLAGS["config"])
+    if not os.path.isfile(path):  # else ml_collections' traceback, on first use of the config
+        sys.exit(f"train.py: --config {path}: no such file")
     # Both before JAX starts: they fix the devices it will see.
     try:
         parallel.use_cpu_devices(FLAGS.config.cpu_devices)

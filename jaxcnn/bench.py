@@ -26,6 +26,7 @@ import itertools
 import json
 import platform
 import statistics
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -497,9 +498,21 @@ def override(config, setting: str) -> None:
 
 
 def load_config(path: str):
-    """Runs `get_config()` from a config file, as train.py's --config does."""
+    """Runs `get_config()` from a config file, as train.py's --config does.
+
+    A config in a package (a folder with `__init__.py`, as `configs/` is) may
+    import its siblings through it, `from configs import lenet_d2l`, whatever
+    the working directory: the package's parent joins `sys.path`, as the
+    script's folder does for train.py.
+
+    Raises:
+      FileNotFoundError: if there is no file at `path`.
+    """
     import importlib.util
 
+    folder = Path(path).resolve().parent
+    if (folder / "__init__.py").is_file() and str(folder.parent) not in sys.path:
+        sys.path.append(str(folder.parent))
     spec = importlib.util.spec_from_file_location(Path(path).stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -557,6 +570,12 @@ def main(argv: list[str] | None = None) -> None:
     else:
         if min(args.steps, args.batch_size, *args.devices, *args.steps_per_call) < 1:
             parser.error("--steps, --batch-size, --devices and --steps-per-call must be >= 1")
+        missing = [path for path in args.configs if not Path(path).is_file()]
+        if missing:
+            parser.error(
+                f"--configs: no such file {missing[0]} (the default configs/*.py are "
+                "the repository's: run from its root, or give their paths)"
+            )
         configs = {path: load_config(path) for path in args.configs}
         for (path, config), setting in itertools.product(configs.items(), args.set):
             try:

@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,3 +113,23 @@ def test_lenet_benchmark_rejects_bad_overrides(setting, message, capsys):
         bench.main(["lenet", "--configs", str(CONFIGS / "lenet.py"), "--set", setting])
     assert exit.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_lenet_benchmark_rejects_a_missing_config_in_one_line(capsys):
+    with pytest.raises(SystemExit) as exit:
+        bench.main(["lenet", "--configs", "no/such/config.py"])
+    assert exit.value.code == 2
+    assert "--configs: no such file no/such/config.py" in capsys.readouterr().err
+
+
+def test_configs_load_from_any_working_directory(tmp_path):
+    # configs/lenet.py imports configs.lenet_d2l; outside the repository's root,
+    # and outside pytest (whose pythonpath holds the root), only load_config finds it.
+    code = (
+        f"from jaxcnn import bench; print(bench.load_config({str(CONFIGS / 'lenet.py')!r}).model)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert "name: lenet" in result.stdout and "conv_impl: auto" in result.stdout

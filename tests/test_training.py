@@ -192,6 +192,20 @@ def test_cli_rejects_bad_overrides(tmp_path, flag, match):
     assert match in result.stderr
 
 
+def test_cli_missing_config_is_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "train.py", "--config", "configs/no_such.py", "--workdir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "train.py: --config configs/no_such.py: no such file"
+    ]
+
+
 def test_cli_missing_data_is_one_line(tmp_path):
     result = run_cli(
         "--workdir",
