@@ -48,8 +48,8 @@ def lenet(
     `conv_impl="auto"` computes together.
     """
     init = "he_normal"
-    c1, c2 = channels
-    h1, h2 = hidden
+    c1, c2 = _two("channels", channels)
+    h1, h2 = _two("hidden", hidden)
     return L.sequential(
         conv1=L.conv2d_max_pool(c1, 5, 2, padding=2, kernel_init=init, impl=conv_impl),
         act1=L.activation(jax.nn.relu),
@@ -62,6 +62,12 @@ def lenet(
         act4=L.activation(jax.nn.relu),
         fc3=L.dense(num_classes, kernel_init="lecun_normal"),
     )
+
+
+def _two(name: str, widths) -> tuple[int, int]:
+    if not isinstance(widths, tuple | list) or len(widths) != 2:
+        raise ValueError(f"`{name}` must be two widths, got {widths!r}")
+    return tuple(widths)
 
 
 MODELS = {"lenet": lenet, "lenet_d2l": lenet_d2l}

@@ -12,6 +12,7 @@ rerunning with the same workdir resumes from the latest.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -59,7 +60,7 @@ def build_model(config: ml_collections.ConfigDict, num_classes: int) -> layers.S
         )
     try:
         return models.MODELS[name](num_classes, **kwargs)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:
         raise ConfigError(f"`model` keys do not fit {name!r}: {e}") from None
 
 
@@ -222,7 +223,10 @@ def create_trainer(
     init_key, train_key = jax.random.split(jax.random.key(config.seed))
     input_shape = (1, *train.images.shape[1:])
     # One compiled init rather than many small eager ops (LeNet: 3.1 s -> 2.7 s).
-    params = jax.jit(lambda key: model.init(key, input_shape)[1])(init_key)
+    try:
+        params = jax.jit(lambda key: model.init(key, input_shape)[1])(init_key)
+    except ValueError as e:  # a width or a kernel that does not fit, named by the layer
+        raise ConfigError(f"`model`: {e}") from None
     optimizer = build_optimizer(config, steps_per_epoch)
     state = TrainState(
         params, optimizer.init(params), jnp.zeros((), jnp.int32), jax.random.key_data(train_key)
@@ -298,6 +302,18 @@ def check_config(config) -> None:
         raise ConfigError(f"`num_devices` must be an int >= 0 (0: all), got {config.num_devices!r}")
     if config.augment not in AUGMENTATIONS:
         raise ConfigError(f"`augment` must be one of {AUGMENTATIONS}, got {config.augment!r}")
+    numbers = {
+        "learning_rate": (lambda v: v > 0, "a number > 0"),
+        "warmup_epochs": (lambda v: v >= 0, "a number >= 0"),
+        "momentum": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+        "weight_decay": (lambda v: v >= 0, "a number >= 0"),
+        "label_smoothing": (lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    }
+    for key, (fits, form) in numbers.items():
+        value = config[key]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if not (number and math.isfinite(value) and fits(value)):
+            raise ConfigError(f"`{key}` must be {form}, got {value!r}")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
@@ -313,6 +329,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     start_time = time.perf_counter()
     check_config(config)
     workdir = Path(workdir).expanduser().resolve()
+    if workdir.exists() and not workdir.is_dir():
+        raise ConfigError(f"`workdir` must be a folder, got the file {workdir}")
     workdir.mkdir(parents=True, exist_ok=True)
     train, test, num_classes = load_data(config)
     n_train = train.images.shape[0]

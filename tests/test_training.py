@@ -137,11 +137,39 @@ def test_augment_flips_and_shifts():
         ({"batch_size": 0}, "`batch_size` must be a positive int"),
         ({"optimizer": "lion"}, "`optimizer` must be"),
         ({"batch_size": 5000}, "larger than the training set"),
+        ({"learning_rate": -1.0}, r"`learning_rate` must be a number > 0, got -1.0"),
+        ({"learning_rate": float("nan")}, "`learning_rate` must be a number > 0"),
+        ({"momentum": 1.0}, r"`momentum` must be a number in \[0, 1\), got 1.0"),
+        ({"weight_decay": -0.1}, "`weight_decay` must be a number >= 0"),
+        ({"label_smoothing": 1.0}, "`label_smoothing` must be a number in"),
+        ({"warmup_epochs": -1.0}, "`warmup_epochs` must be a number >= 0"),
     ],
 )
 def test_bad_config_values(dataset, tmp_path, override, match):
     with pytest.raises(training.ConfigError, match=match):
         training.train_and_evaluate(small_config(dataset, **override), tmp_path)
+
+
+@pytest.mark.parametrize(
+    "key, value, match",
+    [
+        ("channels", (8,), r"`channels` must be two widths, got \(8,\)"),
+        ("channels", (0, 8), "`out_channels` must be a positive int, got 0"),
+        ("hidden", (32, -3), "`out_features` must be a positive int, got -3"),
+    ],
+)
+def test_bad_model_widths(dataset, tmp_path, key, value, match):
+    config = small_config(dataset)
+    config.model[key] = value
+    with pytest.raises(training.ConfigError, match=f"`model`.*{match}"):
+        training.train_and_evaluate(config, tmp_path)
+
+
+def test_workdir_that_is_a_file(dataset, tmp_path):
+    (tmp_path / "runs").write_text("notes")
+    with pytest.raises(training.ConfigError, match="`workdir` must be a folder, got the file"):
+        training.train_and_evaluate(small_config(dataset), tmp_path / "runs")
+    assert (tmp_path / "runs").read_text() == "notes"
 
 
 def test_bad_model_name(dataset, tmp_path):
