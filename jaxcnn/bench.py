@@ -382,7 +382,7 @@ def jax_lenet(config, train, num_classes: int, name: str) -> Trainee:
     from jaxcnn import data, training
 
     batch_size = config.batch_size
-    steps_per_epoch = train.images.shape[0] // batch_size
+    steps_per_epoch = training.full_batches(config, train.images.shape[0])
     chunk = training.chunk_size(steps_per_epoch, config.steps_per_call)  # as train.py runs it
     trainer, state = training.create_trainer(config, train, num_classes, steps_per_epoch)
     images, labels = trainer.replicate(train)
@@ -562,12 +562,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     lenet.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args(argv)
+    if args.out.exists() and not args.out.is_dir():
+        parser.error(f"--out must be a folder, got the file {args.out}")
     malloc.retain_freed_memory()
     if args.bench == "conv":
         if args.repeats < 1:
             parser.error("--repeats must be >= 1")
         print(conv_table(bench_conv(args.quick, args.out, args.repeats)))
     else:
+        from jaxcnn import data, training
+
         if min(args.steps, args.batch_size, *args.devices, *args.steps_per_call) < 1:
             parser.error("--steps, --batch-size, --devices and --steps-per-call must be >= 1")
         missing = [path for path in args.configs if not Path(path).is_file()]
@@ -582,20 +586,28 @@ def main(argv: list[str] | None = None) -> None:
                 override(config, setting)
             except (ValueError, TypeError) as e:
                 parser.error(f"{path}: {e}")
+        for path, config in configs.items():
+            try:
+                training.check_config(config)
+            except training.ConfigError as e:
+                parser.error(f"{path}: {e}")
         try:
             parallel.use_cpu_devices(max(args.devices))
         except ValueError:
             pass  # JAX already running (called from Python): use the devices it has
-        report = bench_lenet(
-            configs,
-            args.batch_size,
-            args.steps,
-            args.torch,
-            args.out,
-            tuple(args.devices),
-            tuple(args.set),
-            tuple(args.steps_per_call),
-        )
+        try:
+            report = bench_lenet(
+                configs,
+                args.batch_size,
+                args.steps,
+                args.torch,
+                args.out,
+                tuple(args.devices),
+                tuple(args.set),
+                tuple(args.steps_per_call),
+            )
+        except (training.ConfigError, data.DataError) as e:
+            parser.error(str(e))
         print((args.out / "lenet.md").read_text())
         print(
             json.dumps(

@@ -286,6 +286,19 @@ def compiler_options(config, mesh: Mesh) -> dict[str, Any]:
     return options
 
 
+def full_batches(config, n_train: int) -> int:
+    """Steps per epoch: the batches of `config.batch_size` in `n_train` images, the last partial one dropped.
+
+    Raises:
+      ConfigError: if the batch is larger than the training set.
+    """
+    if config.batch_size > n_train:
+        raise ConfigError(
+            f"`batch_size` ({config.batch_size}) is larger than the training set ({n_train})"
+        )
+    return n_train // config.batch_size
+
+
 def chunk_size(steps_per_epoch: int, wanted: int) -> int:
     """The largest divisor of `steps_per_epoch` not above `wanted`: every chunk has one shape."""
     return max(
@@ -334,11 +347,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     workdir.mkdir(parents=True, exist_ok=True)
     train, test, num_classes = load_data(config)
     n_train = train.images.shape[0]
-    steps_per_epoch = n_train // config.batch_size
-    if steps_per_epoch == 0:
-        raise ConfigError(
-            f"`batch_size` ({config.batch_size}) is larger than the training set ({n_train})"
-        )
+    steps_per_epoch = full_batches(config, n_train)
 
     trainer, state = create_trainer(config, train, num_classes, steps_per_epoch)
     model, input_shape = trainer.model, (1, *train.images.shape[1:])

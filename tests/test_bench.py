@@ -40,7 +40,8 @@ def test_quick_conv_benchmark_writes_json_table_and_plots(tmp_path):
     assert (tmp_path / "conv_gflops.png").stat().st_size > 1000
 
 
-def test_lenet_benchmark_times_each_device_count(tmp_path):
+def tiny_config(tmp_path) -> Path:
+    """A config file: the default LeNet on a small synthetic dataset."""
     source = synthetic.write_dataset(tmp_path / "idx")
     config = tmp_path / "tiny.py"
     config.write_text(
@@ -51,6 +52,11 @@ def test_lenet_benchmark_times_each_device_count(tmp_path):
         f"    config.tfds_dir = {str(tmp_path / 'tfds')!r}\n"
         "    return config\n"
     )
+    return config
+
+
+def test_lenet_benchmark_times_each_device_count(tmp_path):
+    config = tiny_config(tmp_path)
     out = tmp_path / "out"
     args = ["lenet", "--configs", str(config), "--batch-size", "32", "--steps", "3"]
     bench.main([*args, "--devices", "1", "2", "--out", str(out)])
@@ -115,11 +121,20 @@ def test_lenet_benchmark_rejects_bad_overrides(setting, message, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_lenet_benchmark_rejects_a_missing_config_in_one_line(capsys):
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--configs", "no/such/config.py"], "--configs: no such file no/such/config.py"),
+        (["--set", "learning_rate=-1.0"], "`learning_rate` must be a number > 0, got -1.0"),
+        (["--batch-size", "1000"], "`batch_size` (1000) is larger than the training set (768)"),
+        (["--out", __file__], "--out must be a folder, got the file"),
+    ],
+)
+def test_lenet_benchmark_rejects_bad_arguments_in_one_line(tmp_path, args, message, capsys):
     with pytest.raises(SystemExit) as exit:
-        bench.main(["lenet", "--configs", "no/such/config.py"])
+        bench.main(["lenet", "--configs", str(tiny_config(tmp_path)), "--steps", "2", *args])
     assert exit.value.code == 2
-    assert "--configs: no such file no/such/config.py" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def test_configs_load_from_any_working_directory(tmp_path):
