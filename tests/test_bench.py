@@ -110,7 +110,7 @@ def test_runs_are_timed_in_turns_after_a_warm_up():
     "setting, message",
     [
         ("model.chanels=(4, 12)", "no key 'model.chanels'"),
-        ("batch_size=2.5", "cannot be casted"),
+        ("num_epochs=2.5", "cannot be casted"),
         ("model.channels", "KEY=VALUE"),
     ],
 )
@@ -128,6 +128,8 @@ def test_lenet_benchmark_rejects_bad_overrides(setting, message, capsys):
         (["--set", "learning_rate=-1.0"], "`learning_rate` must be a number > 0, got -1.0"),
         (["--batch-size", "1000"], "`batch_size` (1000) is larger than the training set (768)"),
         (["--out", __file__], "--out must be a folder, got the file"),
+        (["--set", "batch_size=64"], "--set batch_size=64: give --batch-size"),
+        (["--set", "augment=flip"], "--set augment=flip: the benchmark trains unaugmented"),
     ],
 )
 def test_lenet_benchmark_rejects_bad_arguments_in_one_line(tmp_path, args, message, capsys):
