@@ -581,11 +581,8 @@ def main(argv: list[str] | None = None) -> None:
                 "the repository's: run from its root, or give their paths)"
             )
         configs = {path: load_config(path) for path in args.configs}
+        fixed = {"batch_size": "give --batch-size", "augment": "the benchmark trains unaugmented"}
         for setting in args.set:
-            fixed = {
-                "batch_size": "give --batch-size",
-                "augment": "the benchmark trains unaugmented",
-            }
             key = setting.partition("=")[0]
             if key in fixed:
                 parser.error(f"--set {setting}: {fixed[key]}")
