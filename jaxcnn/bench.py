@@ -2,7 +2,8 @@
 
 `conv` times the naive `corr2d` loops, `conv2d_patches`, `conv2d` and
 `conv2d_auto`, eager and jitted, over a sweep from the lecture's 3x3 toy to
-compute-bound shapes. It reports median time after warm-up, compile time
+compute-bound shapes; on CPU, `conv2d` and `conv2d_auto` jitted without XLA's
+YNNPACK fusions too (`jaxcnn.xla.YNN_OFF`). It reports median time after warm-up, compile time
 apart, GFLOP/s, the fraction of this machine's sgemm GFLOP/s (measured just
 before and after each case, since the load of a shared machine drifts during a
 run, and the higher of the two taken, so that a dip cannot inflate it) and
@@ -38,7 +39,7 @@ import numpy as np
 from tqdm import tqdm
 
 import jaxcnn
-from jaxcnn import malloc, parallel
+from jaxcnn import malloc, parallel, xla
 
 if TYPE_CHECKING:
     import ml_collections
@@ -83,8 +84,14 @@ def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
     return 2 * n**3 / seconds / 1e9
 
 
-def conv_implementations(case) -> dict[str, tuple[Callable, bool]]:
-    """name -> (fn(kernel, x), jitted?) for one sweep case."""
+def conv_implementations(
+    case, ynn_off: Mapping[str, object] | None = None
+) -> dict[str, tuple[Callable, bool]]:
+    """name -> (fn(kernel, x), jitted?) for one sweep case.
+
+    With `ynn_off` (`jaxcnn.xla.YNN_OFF` where this XLA has it), `lax` and
+    `auto` are also jitted with those compile options.
+    """
     batch, size, cin, cout, k = case
 
     def layer(conv):
@@ -106,19 +113,25 @@ def conv_implementations(case) -> dict[str, tuple[Callable, bool]]:
     ):
         impls[f"{name} eager"] = (layer(conv), False)
         impls[f"{name} jit"] = (jax.jit(layer(conv)), True)
+        if ynn_off and name != "patches":  # XLA's conv is what they change
+            impls[f"{name} jit, YNN off"] = (jax.jit(layer(conv), compiler_options=ynn_off), True)
     return impls
 
 
 def time_conv_case(
-    case: tuple[int, int, int, int, int], rng: np.random.Generator, repeats: int, bar: tqdm
+    case: tuple[int, int, int, int, int],
+    rng: np.random.Generator,
+    repeats: int,
+    bar: tqdm,
+    ynn_off: Mapping[str, object],
 ) -> list[dict]:
-    """One row per implementation of `conv_implementations(case)`, on random data."""
+    """One row per implementation of `conv_implementations(case, ynn_off)`, on random data."""
     batch, size, cin, cout, k = case
     x = jnp.asarray(rng.standard_normal((batch, size, size, cin), np.float32))
     kernel = jnp.asarray(rng.standard_normal((k, k, cin, cout), np.float32))
     flops = 2 * batch * size * size * cout * k * k * cin
     rows, naive_s = [], None
-    for name, (fn, jitted) in conv_implementations(case).items():
+    for name, (fn, jitted) in conv_implementations(case, ynn_off).items():
         first, seconds = time_calls(
             fn, kernel, x, repeats=repeats if jitted else max(3, repeats // 4)
         )
@@ -148,11 +161,12 @@ def bench_conv(quick: bool, out: Path, repeats: int) -> dict:
     gemm_size = 1024 if quick else 2048
     rng = np.random.default_rng(0)
     results, gemms = [], []
-    total = sum(len(conv_implementations(case)) for case in sweep)
+    ynn_off = xla.available_options(xla.YNN_OFF) if jax.default_backend() == "cpu" else {}
+    total = sum(len(conv_implementations(case, ynn_off)) for case in sweep)
     with tqdm(total=total, desc="conv", disable=None) as bar:
         for case in sweep:
             before = sgemm_gflops(gemm_size)
-            rows = time_conv_case(case, rng, repeats, bar)
+            rows = time_conv_case(case, rng, repeats, bar, ynn_off)
             samples = [before, sgemm_gflops(gemm_size)]
             gemms.append(gemm := max(samples))
             for row in rows:

@@ -20,7 +20,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import jaxlib
 import ml_collections
 import numpy as np
 import optax
@@ -28,7 +27,7 @@ import orbax.checkpoint as ocp
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from jaxcnn import data, layers, models, parallel
+from jaxcnn import data, layers, models, parallel, xla
 
 METRICS_FILE = "metrics.jsonl"
 CURVES_FILE = "learning_curves.png"
@@ -263,27 +262,15 @@ def compiler_options(config, mesh: Mesh) -> dict[str, Any]:
     """`config.cpu_compiler_options` if `mesh` is CPU devices, less those this XLA lacks.
 
     The options are XLA's, for the CPU compiler of the jitted training and
-    evaluation steps. An option this jaxlib does not have (XLA renames and
-    adds experimental ones between releases) is left out with a warning; a
-    value XLA rejects is an error.
+    evaluation steps; see `jaxcnn.xla.available_options`. A value XLA rejects
+    is a ConfigError.
     """
     if any(device.platform != "cpu" for device in mesh.devices.flat):
         return {}
-    options = {}
-    for name, value in config.cpu_compiler_options.items():
-        try:
-            jax.jit(lambda x: x, compiler_options={name: value}).lower(0.0).compile()
-        except RuntimeError as e:  # jax.errors.JaxRuntimeError
-            if "No such compile option" not in str(e):
-                raise ConfigError(f"`cpu_compiler_options.{name}`: {e}") from None
-            print(
-                f"warning: `cpu_compiler_options.{name}` is not an option of this XLA "
-                f"(jaxlib {jaxlib.__version__}); left out",
-                file=sys.stderr,
-            )
-            continue
-        options[name] = value
-    return options
+    try:
+        return xla.available_options(config.cpu_compiler_options, prefix="cpu_compiler_options.")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def full_batches(config, n_train: int) -> int:

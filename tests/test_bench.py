@@ -3,10 +3,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jax
+import numpy as np
 import pytest
+import reference
 import synthetic
 
-from jaxcnn import bench
+from jaxcnn import bench, xla
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
@@ -36,8 +39,30 @@ def test_quick_conv_benchmark_writes_json_table_and_plots(tmp_path):
         assert r["sgemm_fraction"] == pytest.approx(r["gflops"] / r["sgemm_gflops"])
     assert len(per_case) == 3 and all(len(gemms) == 1 for gemms in per_case.values())
     assert "| lax jit |" in (tmp_path / "conv.md").read_text()
+    if jax.default_backend() == "cpu" and xla.available_options(xla.YNN_OFF):
+        for impl in ("lax jit, YNN off", "auto jit, YNN off"):
+            assert sum(r["impl"] == impl for r in rows) == 3
     assert (tmp_path / "conv_time.png").stat().st_size > 1000
     assert (tmp_path / "conv_gflops.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("case", [(1, 8, 1, 1, 3), (1, 8, 1, 1, 2), (2, 7, 3, 4, 3)])
+def test_every_benchmarked_conv_gives_the_same_numbers(case):
+    batch, size, cin, cout, k = case
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((batch, size, size, cin)).astype(np.float32)
+    kernel = rng.standard_normal((k, k, cin, cout)).astype(np.float32)
+    pads = reference.pad_pairs_for("SAME", (size, size), (k, k), (1, 1))
+    expected = reference.conv2d(x, kernel, padding=pads)
+    ynn_off = xla.available_options(xla.YNN_OFF)  # jaxlib 0.8.0 lacks the option
+    impls = bench.conv_implementations(case, ynn_off)
+    assert ({"lax jit, YNN off", "auto jit, YNN off"} <= set(impls)) == bool(ynn_off)
+    assert ("corr2d (naive loops)" in impls) == (cin == 1)
+    for name, (fn, _) in impls.items():
+        y = np.asarray(fn(kernel, x))  # corr2d's: the one (h, w) image
+        np.testing.assert_allclose(
+            y.reshape(expected.shape), expected, rtol=1e-5, atol=1e-5, err_msg=name
+        )
 
 
 def tiny_config(tmp_path) -> Path:
