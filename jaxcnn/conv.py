@@ -428,8 +428,31 @@ def _banded_conv(x: jax.Array, kernel: jax.Array, geom: Geometry) -> jax.Array:
     )  # (n, oh, blocks, kh, bw, c)
     taps = _tap_selector(kw, bw, block, sw, dw)
     band = jnp.einsum("pqco,qvj->pvcjo", kernel, jnp.asarray(taps, kernel.dtype))
-    y = reshape_examples(patches, (n * oh * blocks, kh * bw * c)) @ band.reshape(kh * bw * c, -1)
+    patches = reshape_examples(patches, (n * oh * blocks, kh * bw * c))
+    y = _patch_product(patches, band.reshape(kh * bw * c, -1), n)
     return reshape_examples(y, (n, oh, blocks * block, o))[:, :, :ow]
+
+
+def _patch_product(patches: jax.Array, band: jax.Array, n: int) -> jax.Array:
+    """`patches @ band` for `patches` `(m, k)`, the rows of `n` examples in order, and `band` `(k, j)`.
+
+    Where `n` is even and the examples are not explicitly sharded, it is a
+    batched product over the two halves of the examples: `band`'s gradient
+    is then two products side by side, summed, rather than one contraction
+    over all `m` rows, which XLA's CPU backend runs slowly. On 2 cores,
+    LeNet's second conv's band gradient took 2.3-2.4 ms in halves against
+    2.6-2.7 ms; a training step was 1-7% faster (median 3.4%, five
+    interleaved comparisons) for `configs/lenet.py` and 1-3.5% faster for
+    `lenet_d2l`.
+    """
+    parts = 2 if n % 2 == 0 and examples_sharding(patches) is None else 1
+    m, k = patches.shape
+    y = jnp.einsum(
+        "smk,skn->smn",
+        patches.reshape(parts, m // parts, k),
+        jnp.broadcast_to(band, (parts, *band.shape)),
+    )
+    return y.reshape(m, band.shape[1])
 
 
 def _tap_selector(k: int, width: int, block: int, stride: int = 1, dilation: int = 1) -> np.ndarray:
