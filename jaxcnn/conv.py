@@ -249,7 +249,23 @@ def extract_patches(x: jax.Array, geom: Geometry) -> jax.Array:
       `(n, out_h, out_w, kh * kw, c)`: `patches[b, i, j, p * kw + q]` is the
       input pixel under kernel tap `(p, q)` for output pixel `(i, j)`.
     """
-    return jnp.stack(_tap_slices(x, geom), axis=3)
+    kh, kw = geom.window
+    taps = _tap_slices(x, geom)
+    patches = _stack_grid([taps[p * kw : (p + 1) * kw] for p in range(kh)], axis=3)
+    n, oh, ow, *_, c = patches.shape
+    return reshape_examples(patches, (n, oh, ow, kh * kw, c))
+
+
+def _stack_grid(grid: list[list[jax.Array]], axis: int) -> jax.Array:
+    """`grid[i][j]`, arrays of one shape, stacked into new axes `axis` (i) and `axis + 1` (j).
+
+    One axis at a time, not all pieces in one `jnp.stack`: XLA's CPU backend
+    fuses the slices that make the pieces and a concatenate of at most 8 of
+    them, not along the last axis, into one loop, but otherwise copies each
+    piece before concatenating. `conv2d_patches` (5x5 and 3x3 kernels) ran
+    its forward 1.0-1.6x faster, LeNet's training step ~3% faster.
+    """
+    return jnp.stack([jnp.stack(row, axis=axis) for row in grid], axis=axis)
 
 
 def _tap_slices(x: jax.Array, geom: Geometry) -> list[jax.Array]:

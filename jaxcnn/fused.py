@@ -24,6 +24,7 @@ from jaxcnn.conv import (
     _check_conv,
     _finish,
     _patch_product,
+    _stack_grid,
     _tap_selector,
     conv2d_auto,
 )
@@ -94,9 +95,9 @@ def _pooled_products(x, kernel, padding, window, out_hw) -> jax.Array:
     cells = reshape_examples(
         cells.transpose(0, 1, 3, 2, 4, 5), (n, height // P, width // Q, P * Q * c)
     )
-    patches = jnp.concatenate(
-        [cells[:, du : du + rows, dv : dv + cols] for du in range(ch) for dv in range(cw)], axis=-1
-    )
+    patches = _stack_grid(
+        [[cells[:, du : du + rows, dv : dv + cols] for dv in range(cw)] for du in range(ch)], axis=3
+    )  # (n, rows, cols, ch, cw, P * Q * c)
     # Pixel `(d, r)` of a patch, `d * P + r`, is the tap `p` of output `a` where it is `a + p`.
     rows_taps = _tap_selector(kh, ch * P, P).reshape(kh, ch, P, P)
     cols_taps = _tap_selector(kw, cw * Q, Q).reshape(kw, cw, Q, Q)
