@@ -60,27 +60,28 @@ QUICK_SWEEP = [(1, 3, 1, 1, 2), (1, 8, 1, 1, 3), (8, 14, 6, 16, 5)]
 NAIVE_MAX_SIZE = 16  # eager corr2d dispatches one op per pixel: keep it small
 
 
-def time_calls(fn: Callable, *args, repeats: int) -> tuple[float, float]:
-    """`(first call, median of the next calls)` in seconds, waiting for each result.
-
-    For a fresh `jax.jit` function the first call traces and compiles; its
-    excess over the median is reported as compile time.
-    """
-    start = time.perf_counter()
+def time_calls(fn: Callable, *args, repeats: int) -> float:
+    """Median seconds of `repeats` calls after one untimed call, waiting for each result."""
     jax.block_until_ready(fn(*args))
-    first = time.perf_counter() - start
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         jax.block_until_ready(fn(*args))
         times.append(time.perf_counter() - start)
-    return first, statistics.median(times)
+    return statistics.median(times)
+
+
+def compile_timed(fn: Callable, *args) -> tuple[Callable, float]:
+    """A `jax.jit` function compiled ahead of time for `args`, and the seconds that took."""
+    start = time.perf_counter()
+    compiled = fn.lower(*args).compile()
+    return compiled, time.perf_counter() - start
 
 
 def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
     """This machine's float32 matrix-multiply rate, for scale."""
     a = jnp.asarray(np.random.default_rng(0).standard_normal((n, n), np.float32))
-    _, seconds = time_calls(jax.jit(jnp.matmul), a, a, repeats=repeats)
+    seconds = time_calls(jax.jit(jnp.matmul), a, a, repeats=repeats)
     return 2 * n**3 / seconds / 1e9
 
 
@@ -132,9 +133,10 @@ def time_conv_case(
     flops = 2 * batch * size * size * cout * k * k * cin
     rows, naive_s = [], None
     for name, (fn, jitted) in conv_implementations(case, ynn_off).items():
-        first, seconds = time_calls(
-            fn, kernel, x, repeats=repeats if jitted else max(3, repeats // 4)
-        )
+        compile_s = None
+        if jitted:
+            fn, compile_s = compile_timed(fn, kernel, x)
+        seconds = time_calls(fn, kernel, x, repeats=repeats if jitted else max(3, repeats // 4))
         if name.startswith("corr2d (naive"):
             naive_s = seconds
         rows.append(
@@ -147,7 +149,7 @@ def time_conv_case(
                 "impl": name,
                 "jit": jitted,
                 "median_s": seconds,
-                "compile_s": first - seconds if jitted else None,
+                "compile_s": compile_s,
                 "gflops": flops / seconds / 1e9,
                 "speedup_vs_naive": naive_s / seconds if naive_s else None,
             }
