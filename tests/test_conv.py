@@ -413,3 +413,23 @@ def test_corr2d_bad_input():
         jaxcnn.corr2d(np.ones((3, 3, 1)), K)
     with pytest.raises(ValueError, match="larger than `x`"):
         jaxcnn.corr2d(np.ones((1, 3)), K)
+
+
+@pytest.mark.parametrize(
+    "window, stride, padding, dilation",
+    [((3, 2), 1, 1, 1), ((2, 3), (2, 1), ((1, 0), (2, 1)), (1, 2))],
+)
+def test_extract_patches_layout_matches_numpy(window, stride, padding, dilation):
+    """`patches[b, i, j, p * kw + q]` is the padded input's pixel under tap (p, q) of output (i, j)."""
+    x = np.random.default_rng(0).standard_normal((2, 7, 6, 3)).astype(np.float32)
+    geom = jaxcnn.geometry.window_geometry(x.shape[1:3], window, stride, padding, dilation)
+    patches = np.asarray(jaxcnn.extract_patches(jnp.asarray(x), geom))
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geom.window, geom.stride, geom.dilation, geom.out_hw
+    padded = np.pad(x, ((0, 0), *geom.padding, (0, 0)))
+    expected = np.zeros((2, oh, ow, kh * kw, 3), np.float32)
+    for i in range(oh):
+        for j in range(ow):
+            for p in range(kh):
+                for q in range(kw):
+                    expected[:, i, j, p * kw + q] = padded[:, i * sh + p * dh, j * sw + q * dw]
+    np.testing.assert_array_equal(patches, expected)
