@@ -13,8 +13,8 @@ the speed-up of each over the naive loops, and writes
 `lenet` measures steady-state training throughput (img/s, batch 256 by
 default), compile time and time per epoch for the LeNet configs on their real
 data, on each data-parallel device count of `--devices`, and with `--torch`
-the same model trained by PyTorch eager in the same run, the runs taking turns,
-so the ratio is measured side by side. `--set KEY=VALUE` overrides config keys (a model's
+the same model trained by PyTorch eager in the same run, the runs taking turns
+of 10 steps, so the ratio is measured side by side, turn by turn. `--set KEY=VALUE` overrides config keys (a model's
 widths or conv implementation) and `--steps-per-call` times several values.
 """
 
@@ -277,6 +277,9 @@ def plot_conv(report: dict, out: Path) -> None:
     plt.close(fig)
 
 
+TURN_STEPS = 10  # timed steps in each run's turn (`time_in_turns`)
+
+
 def device_name() -> str:
     device = jax.devices()[0]
     if device.platform == "cpu":
@@ -301,7 +304,9 @@ def bench_lenet(
     report); `steps_per_call`, if given, replaces the configs' own, each in
     turn. Augmentation is off: the numbers compare the model's training step
     alone. A config's runs (and PyTorch's peer) take turns (`time_in_turns`),
-    so that the machine's drifting load weighs on all of them alike.
+    so that the machine's drifting load weighs on all of them alike: a row's
+    step time is the median of its turns', and PyTorch's ratio the median of
+    the per-turn ratios against the config's first run (`paired_speedup`).
     """
     from jaxcnn import training
 
@@ -319,11 +324,10 @@ def bench_lenet(
             trainees.append(jax_lenet(variant, train, num_classes, path))
         if with_torch:
             trainees.append(torch_lenet(config, train, batch_size))
-        step_s = time_in_turns([t.run for t in trainees], steps)
-        config_rows = [t.result(s) for t, s in zip(trainees, step_s)]
+        turn_s = time_in_turns([t.run for t in trainees], steps)
+        config_rows = [t.result(turns) for t, turns in zip(trainees, turn_s)]
         if with_torch:
-            peer = config_rows[-1]
-            peer["jax_speedup"] = config_rows[0]["images_per_s"] / peer["images_per_s"]
+            config_rows[-1]["jax_speedup"] = paired_speedup(turn_s[0], turn_s[-1])
         rows.extend(config_rows)
     report = {"device": device_name(), "overrides": list(overrides), "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
@@ -358,35 +362,55 @@ class Trainee:
     steps_in_first_call: int
     steps_per_epoch: int
 
-    def result(self, step_s: float) -> dict:
+    def result(self, turn_s: list[float]) -> dict:
+        """The report's row, from seconds per step in each turn (`time_in_turns`)."""
+        step_s = statistics.median(turn_s)
         return {
             **self.row,
             "images_per_s": self.row["batch_size"] / step_s,
             "median_step_s": step_s,
             "compile_s": self.first_call_s - self.steps_in_first_call * step_s,
             "epoch_s": self.steps_per_epoch * step_s,
+            "turn_step_s": turn_s,
         }
 
 
 def time_in_turns(
-    runs: Sequence[Callable[[int], list[float]]], steps: int, turns: int = 4
-) -> list[float]:
-    """Median seconds per step of each of `runs`, timed in turns.
+    runs: Sequence[Callable[[int], list[float]]], steps: int, turn_steps: int = TURN_STEPS
+) -> list[list[float]]:
+    """Seconds per step of each of `runs` in each turn, the runs taking turns.
 
     Each first trains `steps` untimed steps (a process's first few dozen steps
-    can run 1.5x slower); then they take `turns` turns of `steps / turns` timed
-    steps each, after one untimed step in every turn, since the other runs'
-    threads may still be spinning on the cores. So a change in the machine's
-    load during the benchmark slows all of them alike, and their ratios hold.
+    can run 1.5x slower); then they take `ceil(steps / turn_steps)` turns of
+    `turn_steps` timed steps each (a run whose calls hold more steps runs
+    whole calls), after one untimed step in every turn, since the other runs'
+    threads may still be spinning on the cores. A turn's figure is its timed
+    steps' total time over their number. The runs' figures for one turn are
+    taken within a second of each other, so the shared machine's drifting
+    load weighs on all of them alike (see `paired_speedup`).
     """
     for run in runs:
         run(steps)
     times = [[] for _ in runs]
-    for _ in range(turns):
+    for _ in range(-(-steps // turn_steps)):
         for run, timed in zip(runs, times):
             run(1)
-            timed.extend(run(-(-steps // turns)))
-    return [statistics.median(timed) for timed in times]
+            timed.append(statistics.fmean(run(turn_steps)))
+    return times
+
+
+def paired_speedup(ours: Sequence[float], theirs: Sequence[float]) -> float:
+    """How many times faster `ours` ran than `theirs`: the median over turns of
+    `theirs[i] / ours[i]`, seconds per step in turn `i` (`time_in_turns`).
+
+    Each turn's ratio compares runs timed side by side, so a rise in the
+    machine's load that lasts a turn or two moves both of its figures and
+    leaves the ratio alone; the ratio of the two runs' median step times
+    would take each median from whichever turns fell in the middle.
+    """
+    if len(ours) != len(theirs) or not ours:
+        raise ValueError(f"need one time per turn for both runs, got {len(ours)} and {len(theirs)}")
+    return statistics.median(b / a for a, b in zip(ours, theirs))
 
 
 def jax_lenet(config, train, num_classes: int, name: str) -> Trainee:

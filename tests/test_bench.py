@@ -91,6 +91,7 @@ def test_lenet_benchmark_times_each_device_count(tmp_path):
     # As train.py: the config's 12 steps per call, which divides the 24-step epoch.
     assert [r["steps_per_call"] for r in rows] == [12, 12]
     for r in rows:
+        assert r["median_step_s"] == r["turn_step_s"][0]  # 3 steps: one turn
         assert r["images_per_s"] == pytest.approx(32 / r["median_step_s"])
         assert r["epoch_s"] == pytest.approx(768 // 32 * r["median_step_s"])
     assert "| jax | " + str(config) + " | 2 | 12 | 32 |" in (out / "lenet.md").read_text()
@@ -126,9 +127,21 @@ def test_runs_are_timed_in_turns_after_a_warm_up():
     # its timed steps (calls 4 and 8): only those may count.
     slow = fake_run("slow", lambda call: 1.0 if call in (1, 3, 7) else 0.25)
     fast = fake_run("fast", lambda call: 0.1)
-    assert bench.time_in_turns([slow, fast], steps=2, turns=2) == [0.25, 0.1]
+    assert bench.time_in_turns([slow, fast], steps=2, turn_steps=1) == [[0.25, 0.25], [0.1, 0.1]]
     turn = [("slow", 1), ("slow", 1), ("fast", 1), ("fast", 1)]
     assert log == [("slow", 2), ("fast", 2), *turn, *turn]
+
+
+def test_speedup_is_the_median_of_each_turns_ratio():
+    # The load doubles in turn 2 and quadruples in turn 4 for both runs; in
+    # turn 3 a spike slows the peer alone. Each turn's own ratio is 1.25 but
+    # turn 3's, so that is the median; the ratio of the medians,
+    # 0.0275 / 0.0155, would be 1.77.
+    ours = [0.010, 0.020, 0.011, 0.040]
+    theirs = [0.0125, 0.025, 0.030, 0.050]
+    assert bench.paired_speedup(ours, theirs) == pytest.approx(1.25)
+    with pytest.raises(ValueError, match="one time per turn"):
+        bench.paired_speedup(ours, theirs[:3])
 
 
 @pytest.mark.parametrize(
