@@ -58,6 +58,7 @@ FULL_SWEEP = [
 ]
 QUICK_SWEEP = [(1, 3, 1, 1, 2), (1, 8, 1, 1, 3), (8, 14, 6, 16, 5)]
 NAIVE_MAX_SIZE = 16  # eager corr2d dispatches one op per pixel: keep it small
+TURN_STEPS = 10  # timed steps in each run's turn (`time_in_turns`)
 
 
 def time_calls(fn: Callable, *args, repeats: int) -> float:
@@ -275,9 +276,6 @@ def plot_conv(report: dict, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "conv_gflops.png", dpi=100)
     plt.close(fig)
-
-
-TURN_STEPS = 10  # timed steps in each run's turn (`time_in_turns`)
 
 
 def device_name() -> str:
