@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from jax.test_util import check_grads
 
 import jaxcnn
+from jaxcnn.conv import _patch_product
 
 CONVS = [jaxcnn.conv2d, jaxcnn.conv2d_patches, jaxcnn.conv2d_auto]
 
@@ -433,3 +434,21 @@ def test_extract_patches_layout_matches_numpy(window, stride, padding, dilation)
                 for q in range(kw):
                     expected[:, i, j, p * kw + q] = padded[:, i * sh + p * dh, j * sw + q * dw]
     np.testing.assert_array_equal(patches, expected)
+
+
+@pytest.mark.parametrize("transposed_band", [False, True])
+@pytest.mark.parametrize("k, j", [(36, 32), (270, 80)])  # LeNet's first band, d2l's second
+def test_patch_product_and_its_gradients_match_numpy(k, j, transposed_band):
+    """Both ways the banded products write the band's gradient give `patches.T @ grad`."""
+    rng = np.random.default_rng(k * j)
+    patches, band, grad = (
+        rng.standard_normal(shape).astype(np.float32) for shape in [(12, k), (k, j), (12, j)]
+    )
+    y, vjp = jax.vjp(  # two halves of 6 rows
+        lambda p, b: _patch_product(p, b, 2, transposed_band=transposed_band), patches, band
+    )
+    d_patches, d_band = vjp(grad)
+    p64, b64, g64 = (a.astype(np.float64) for a in (patches, band, grad))
+    np.testing.assert_allclose(y, p64 @ b64, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(d_patches, g64 @ b64.T, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(d_band, p64.T @ g64, rtol=1e-5, atol=1e-4)

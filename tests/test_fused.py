@@ -192,3 +192,25 @@ def test_lenet_gradients_match_relu_before_pool():
 def test_bad_input(x, kernel, window, options, error, match):
     with pytest.raises(error, match=match):
         jaxcnn.conv2d_max_pool({"kernel": jnp.ones(kernel)}, jnp.ones(x), window, **options)
+
+
+@pytest.mark.parametrize("size", [12, 200])  # pooled 6 x 6 x 8 per example, and 100 x 100 x 8
+def test_bias_gradient_is_the_sum_of_the_output_gradient(size):
+    # The bias is added to each example's (h * w * c) values as one tiled row,
+    # up to fused.PER_EXAMPLE_BIAS_MAX_SIZE values (here under it, then over it).
+    rng = np.random.default_rng(size)
+    x = rng.standard_normal((3, size, size, 1)).astype(np.float32)
+    params = {
+        "kernel": rng.standard_normal((5, 5, 1, 8)).astype(np.float32),
+        "bias": rng.standard_normal(8).astype(np.float32),
+    }
+    y = jaxcnn.conv2d_max_pool(params, x, 2, padding=2)
+    cotangent = rng.standard_normal(y.shape).astype(np.float32)
+    grads = jax.grad(lambda p: jnp.sum(jaxcnn.conv2d_max_pool(p, x, 2, padding=2) * cotangent))(
+        params
+    )
+    np.testing.assert_allclose(
+        grads["bias"], cotangent.astype(np.float64).sum((0, 1, 2)), rtol=1e-4, atol=1e-3
+    )
+    no_bias = jaxcnn.conv2d_max_pool({"kernel": params["kernel"]}, x, 2, padding=2)
+    np.testing.assert_allclose(y, no_bias + params["bias"], rtol=1e-6, atol=1e-6)
