@@ -188,3 +188,22 @@ def test_configs_load_from_any_working_directory(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "name: lenet" in result.stdout and "conv_impl: auto" in result.stdout
+
+
+def test_cpu_model_names_the_processor_or_falls_back(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R45 96-Core Processor\n"
+        "flags\t\t: fpu avx2\n\nprocessor\t: 1\nmodel name\t: AMD EPYC 9R45 96-Core Processor\n"
+    )
+    assert bench.cpu_model(cpuinfo) == "AMD EPYC 9R45 96-Core Processor"
+    fallback = bench.platform.processor() or bench.platform.machine()
+    assert bench.cpu_model(tmp_path / "missing") == fallback
+    cpuinfo.write_text("processor\t: 0\nmodel name\t:\n")  # some ARM kernels leave it empty
+    assert bench.cpu_model(cpuinfo) == fallback
+
+
+def test_device_name_says_cpu_model_cores_and_xla_devices():
+    name = bench.device_name()
+    assert name.startswith(f"cpu ({bench.cpu_model()}, ")
+    assert name.endswith(f" cores, {jax.device_count()} XLA device(s))")
