@@ -459,13 +459,11 @@ def _banded_conv(x: jax.Array, kernel: jax.Array, geom: Geometry) -> jax.Array:
     taps = _tap_selector(kw, bw, block, sw, dw)
     band = jnp.einsum("pqco,qvj->pvcjo", kernel, jnp.asarray(taps, kernel.dtype))
     patches = reshape_examples(patches, (n * oh * blocks, kh * bw * c))
-    y = _patch_product(patches, band.reshape(kh * bw * c, -1), n, transposed_band=True)
+    y = _patch_product(patches, band.reshape(kh * bw * c, -1), n)
     return reshape_examples(y, (n, oh, blocks * block, o))[:, :, :ow]
 
 
-def _patch_product(
-    patches: jax.Array, band: jax.Array, n: int, *, transposed_band: bool = False
-) -> jax.Array:
+def _patch_product(patches: jax.Array, band: jax.Array, n: int) -> jax.Array:
     """`patches @ band` for `patches` `(m, k)`, the rows of `n` examples in order, and `band` `(k, j)`.
 
     Where `n` is even and the examples are not explicitly sharded, it is a
@@ -476,26 +474,15 @@ def _patch_product(
     2.6-2.7 ms; a training step was 1-7% faster (median 3.4%, five
     interleaved comparisons) for `configs/lenet.py` and 1-3.5% faster for
     `lenet_d2l`.
-
-    With `transposed_band` the product takes `band.T` `(j, k)`, so autodiff
-    writes `band`'s gradient as `(grad.T @ patches).T`, not `patches.T @ grad`:
-    the same numbers in another layout. Which runs faster shows only in the
-    whole step, not in the product on its own: on 2 cores (AMD EPYC, jaxlib
-    0.10.2), interleaved, `lenet_d2l`'s step took 0.96-0.97x the time with
-    `_banded_conv`'s products transposed (each of its two convs gaining),
-    and `configs/lenet.py`'s 1.005-1.027x with `conv2d_max_pool`'s (each
-    conv losing); on their own, the transposed gradient products ran 1.4-1.7x
-    slower for d2l's bands and 0.8-0.9x for LeNet's second conv's.
     """
     parts = 2 if n % 2 == 0 and examples_sharding(patches) is None else 1
     m, k = patches.shape
-    j = band.shape[1]
-    patches = patches.reshape(parts, m // parts, k)
-    if transposed_band:
-        y = jnp.einsum("smk,sjk->smj", patches, jnp.broadcast_to(band.T, (parts, j, k)))
-    else:
-        y = jnp.einsum("smk,skj->smj", patches, jnp.broadcast_to(band, (parts, k, j)))
-    return y.reshape(m, j)
+    y = jnp.einsum(
+        "smk,skn->smn",
+        patches.reshape(parts, m // parts, k),
+        jnp.broadcast_to(band, (parts, *band.shape)),
+    )
+    return y.reshape(m, band.shape[1])
 
 
 def _tap_selector(k: int, width: int, block: int, stride: int = 1, dilation: int = 1) -> np.ndarray:
