@@ -449,3 +449,24 @@ def test_patch_product_and_its_gradients_match_numpy(k, j):
     np.testing.assert_allclose(y, p64 @ b64, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(d_patches, g64 @ b64.T, rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(d_band, p64.T @ g64, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("conv", CONVS)
+@pytest.mark.parametrize("in_channels, out_channels", [(1, 6), (6, 16)])  # tap sum, banded
+def test_jitted_conv_feeding_a_reduction_matches_numpy(conv, in_channels, out_channels):
+    # XLA's YNNPACK fusions (on by default in jaxlib 0.10.2) once computed a batched
+    # product with a transposed operand wrongly where a reduction read it, though the
+    # product on its own was right: jit each layer with reductions after it, at the
+    # d2l LeNet's second-layer geometry (14x14 in, 5x5 kernel, no padding).
+    rng = np.random.default_rng(in_channels)
+    x = rng.standard_normal((4, 14, 14, in_channels)).astype(np.float32)
+    kernel = rng.standard_normal((5, 5, in_channels, out_channels)).astype(np.float32)
+    y = reference.conv2d(x, kernel)
+    # One reduction per call, the kernel an argument as parameters are (a constant
+    # kernel, or an output that a second reduction reads too, hid the fault).
+    channel_sum = jax.jit(lambda x, kernel: conv({"kernel": kernel}, x).sum(-1))(x, kernel)
+    pool = jax.jit(lambda x, kernel: jaxcnn.avg_pool2d(conv({"kernel": kernel}, x), 2))(x, kernel)
+    np.testing.assert_allclose(channel_sum, y.sum(-1), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(
+        pool, y.reshape(4, 5, 2, 5, 2, -1).mean((2, 4)), rtol=1e-4, atol=1e-4
+    )

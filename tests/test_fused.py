@@ -1,3 +1,5 @@
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -214,3 +216,20 @@ def test_bias_gradient_is_the_sum_of_the_output_gradient(size):
     )
     no_bias = jaxcnn.conv2d_max_pool({"kernel": params["kernel"]}, x, 2, padding=2)
     np.testing.assert_allclose(y, no_bias + params["bias"], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("in_channels, out_channels", [(1, 8), (8, 16)])  # LeNet's two layers
+def test_jitted_conv2d_max_pool_feeding_a_reduction_matches_numpy(in_channels, out_channels):
+    # As test_conv.py's test_jitted_conv_feeding_a_reduction_matches_numpy, for the pooled products.
+    rng = np.random.default_rng(in_channels)
+    x = rng.standard_normal((4, 14, 14, in_channels)).astype(np.float32)
+    kernel = rng.standard_normal((5, 5, in_channels, out_channels)).astype(np.float32)
+    pooled = reference.conv2d(x, kernel, padding=((2, 2), (2, 2)))
+    pooled = pooled.reshape(4, 7, 2, 7, 2, out_channels).max((2, 4))
+    # One reduction per call, the kernel an argument as parameters are (a constant
+    # kernel, or an output that a second reduction reads too, can hide the fault).
+    pool = functools.partial(jaxcnn.conv2d_max_pool, window=2, padding=2)
+    channel_sum = jax.jit(lambda x, kernel: pool({"kernel": kernel}, x).sum(-1))(x, kernel)
+    total = jax.jit(lambda x, kernel: pool({"kernel": kernel}, x).sum((1, 2)))(x, kernel)
+    np.testing.assert_allclose(channel_sum, pooled.sum(-1), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(total, pooled.sum((1, 2)), rtol=1e-4, atol=1e-3)
