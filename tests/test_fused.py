@@ -111,7 +111,7 @@ def test_computes_no_conv_and_no_window_reduction():
     assert "dot_general" in text
 
 
-def test_composes_with_jit_vmap_and_unbatched_input():
+def test_composes_with_jit_vmap_jvp_and_unbatched_input():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((3, 12, 12, 2)).astype(np.float32)
     params = {"kernel": rng.standard_normal((3, 3, 2, 4)).astype(np.float32), "bias": np.ones(4)}
@@ -120,6 +120,16 @@ def test_composes_with_jit_vmap_and_unbatched_input():
     np.testing.assert_allclose(jitted(params, x), expected, rtol=1e-5, atol=1e-5)
     mapped = jax.vmap(lambda image: jaxcnn.conv2d_max_pool(params, image, 2, padding=1))(x)
     np.testing.assert_allclose(mapped, expected, rtol=1e-5, atol=1e-5)
+    # Forward mode too, through the bias's per-example row: as the two layers' (no ties here).
+    params = jax.tree.map(jnp.float32, params)
+    tangents = jax.tree.map(lambda a: rng.standard_normal(a.shape).astype(np.float32), params)
+    _, derivative = jax.jvp(
+        lambda p: jaxcnn.conv2d_max_pool(p, x, 2, padding=1), (params,), (tangents,)
+    )
+    _, expected = jax.jvp(
+        lambda p: jaxcnn.max_pool2d(jaxcnn.conv2d(p, x, padding=1), 2), (params,), (tangents,)
+    )
+    np.testing.assert_allclose(derivative, expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("value", [np.inf, np.nan])
