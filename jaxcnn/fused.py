@@ -32,8 +32,9 @@ from jaxcnn.geometry import IntPair, Padding, window_geometry
 from jaxcnn.parallel import reshape_examples
 from jaxcnn.pool import max_pool2d
 
-# A per-example bias row up to this many values (256 KB in float32, about a
-# core's L2 cache); a larger one would double the add's memory traffic.
+# A per-example bias row up to this many values (256 KB in float32; a quarter of
+# the 1 MiB L2 per core here): the row is meant to stay in cache while each
+# example's values stream past it; a larger one would be read from memory too.
 PER_EXAMPLE_BIAS_MAX_SIZE = 2**16
 
 
