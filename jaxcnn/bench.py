@@ -3,7 +3,8 @@
 `conv` times the naive `corr2d` loops, `conv2d_patches`, `conv2d` and
 `conv2d_auto`, eager and jitted, over a sweep from the lecture's 3x3 toy to
 compute-bound shapes; on CPU, `conv2d` and `conv2d_auto` jitted without XLA's
-YNNPACK fusions too (`jaxcnn.xla.YNN_OFF`). It reports median time after warm-up, compile time
+YNNPACK fusions too (`jaxcnn.xla.YNN_OFF`), and with `--torch` PyTorch's
+`conv2d` on the same data as a peer. It reports median time after warm-up, compile time
 apart, GFLOP/s, the fraction of this machine's sgemm GFLOP/s (measured just
 before and after each case, since the load of a shared machine drifts during a
 run, and the higher of the two taken, so that a dip cannot inflate it) and
@@ -30,6 +31,7 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -121,24 +123,65 @@ def conv_implementations(
     return impls
 
 
+def torch_conv(kernel: np.ndarray, x: np.ndarray) -> Callable[[], object]:
+    """PyTorch's `conv2d` (eager, no autograd) of NHWC `x` with HWIO `kernel`, SAME padding.
+
+    The tensors are made once, here, in channels-last memory (NHWC, as
+    jaxcnn's), so that a call times the convolution alone: on x86 CPUs that is
+    oneDNN's kernel. A call returns the `(n, c, h, w)`-shaped, channels-last
+    tensor; `.permute(0, 2, 3, 1)` views it as NHWC.
+    """
+    import torch
+
+    # For an even kernel PyTorch pads a copy of the input, and says so once; that is timed.
+    warnings.filterwarnings("ignore", "Using padding='same' with even kernel", UserWarning)
+    images = torch.from_numpy(x).permute(0, 3, 1, 2)  # a view: NHWC memory
+    weights = (
+        torch.from_numpy(kernel).permute(3, 2, 0, 1).contiguous(memory_format=torch.channels_last)
+    )
+
+    def call():
+        with torch.no_grad():
+            return torch.nn.functional.conv2d(images, weights, padding="same")
+
+    return call
+
+
 def time_conv_case(
     case: tuple[int, int, int, int, int],
     rng: np.random.Generator,
     repeats: int,
     bar: tqdm,
     ynn_off: Mapping[str, object],
+    with_torch: bool = False,
 ) -> list[dict]:
-    """One row per implementation of `conv_implementations(case, ynn_off)`, on random data."""
+    """One row per implementation of `conv_implementations(case, ynn_off)`, on random
+    data, and with `with_torch` one for `torch_conv` on the same data."""
     batch, size, cin, cout, k = case
-    x = jnp.asarray(rng.standard_normal((batch, size, size, cin), np.float32))
-    kernel = jnp.asarray(rng.standard_normal((k, k, cin, cout), np.float32))
+    x_np = rng.standard_normal((batch, size, size, cin), np.float32)
+    kernel_np = rng.standard_normal((k, k, cin, cout), np.float32)
+    x, kernel = jnp.asarray(x_np), jnp.asarray(kernel_np)
     flops = 2 * batch * size * size * cout * k * k * cin
+    eager_repeats = max(3, repeats // 4)  # jaxcnn's eager calls dispatch op by op: slow
+    timed = {  # name -> (fn, its arguments, jitted?, repeats)
+        name: (fn, (kernel, x), jitted, repeats if jitted else eager_repeats)
+        for name, (fn, jitted) in conv_implementations(case, ynn_off).items()
+    }
+    if with_torch:
+        import torch
+
+        timed[f"torch {torch.__version__} eager"] = (
+            torch_conv(kernel_np, x_np),
+            (),
+            False,
+            repeats,
+        )
     rows, naive_s = [], None
-    for name, (fn, jitted) in conv_implementations(case, ynn_off).items():
+    for name, (fn, args, jitted, count) in timed.items():
         compile_s = None
         if jitted:
-            fn, compile_s = compile_timed(fn, kernel, x)
-        seconds = time_calls(fn, kernel, x, repeats=repeats if jitted else max(3, repeats // 4))
+            fn, compile_s = compile_timed(fn, *args)
+        seconds = time_calls(fn, *args, repeats=count)
         if name.startswith("corr2d (naive"):
             naive_s = seconds
         rows.append(
@@ -160,17 +203,17 @@ def time_conv_case(
     return rows
 
 
-def bench_conv(quick: bool, out: Path, repeats: int) -> dict:
+def bench_conv(quick: bool, out: Path, repeats: int, with_torch: bool = False) -> dict:
     sweep = QUICK_SWEEP if quick else FULL_SWEEP
     gemm_size = 1024 if quick else 2048
     rng = np.random.default_rng(0)
     results, gemms = [], []
     ynn_off = xla.available_options(xla.YNN_OFF) if jax.default_backend() == "cpu" else {}
-    total = sum(len(conv_implementations(case, ynn_off)) for case in sweep)
+    total = sum(len(conv_implementations(case, ynn_off)) + with_torch for case in sweep)
     with tqdm(total=total, desc="conv", disable=None) as bar:
         for case in sweep:
             before = sgemm_gflops(gemm_size)
-            rows = time_conv_case(case, rng, repeats, bar, ynn_off)
+            rows = time_conv_case(case, rng, repeats, bar, ynn_off, with_torch)
             samples = [before, sgemm_gflops(gemm_size)]
             gemms.append(gemm := max(samples))
             for row in rows:
@@ -584,6 +627,9 @@ def main(argv: list[str] | None = None) -> None:
     conv = sub.add_parser("conv", help="jitted against naive convolution")
     conv.add_argument("--quick", action="store_true", help="a small sweep (for tests)")
     conv.add_argument("--repeats", type=int, default=20)
+    conv.add_argument(
+        "--torch", action="store_true", help="also time PyTorch's conv2d on the same data"
+    )
     conv.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     lenet = sub.add_parser("lenet", help="LeNet training throughput")
     lenet.add_argument("--configs", nargs="+", default=["configs/lenet.py", "configs/lenet_d2l.py"])
@@ -621,11 +667,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out must be a folder, got the file {args.out}")
+    if args.torch:
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            parser.error("--torch needs PyTorch, which is not installed: pip install torch")
     malloc.retain_freed_memory()
     if args.bench == "conv":
         if args.repeats < 1:
             parser.error("--repeats must be >= 1")
-        print(conv_table(bench_conv(args.quick, args.out, args.repeats)))
+        print(conv_table(bench_conv(args.quick, args.out, args.repeats, args.torch)))
     else:
         from jaxcnn import data, training
 

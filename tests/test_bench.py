@@ -65,6 +65,52 @@ def test_every_benchmarked_conv_gives_the_same_numbers(case):
         )
 
 
+@pytest.mark.parametrize(
+    "case", [(1, 8, 1, 1, 3), (1, 8, 1, 1, 2), (2, 7, 3, 4, 3), (2, 6, 3, 4, 4)]
+)
+def test_torch_peer_conv_gives_the_same_numbers(case):
+    # Runs where PyTorch is installed (it is no dependency of jaxcnn's tests).
+    torch = pytest.importorskip("torch")
+    batch, size, cin, cout, k = case
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((batch, size, size, cin)).astype(np.float32)
+    kernel = rng.standard_normal((k, k, cin, cout)).astype(np.float32)
+    pads = reference.pad_pairs_for("SAME", (size, size), (k, k), (1, 1))
+    y = bench.torch_conv(kernel, x)()
+    assert y.is_contiguous(memory_format=torch.channels_last)  # NHWC memory, as jaxcnn's
+    np.testing.assert_allclose(
+        y.permute(0, 2, 3, 1).numpy(),
+        reference.conv2d(x, kernel, padding=pads),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+
+
+def test_conv_benchmark_times_the_torch_peer_beside_jaxcnn():
+    pytest.importorskip("torch")
+    with bench.tqdm(total=0, disable=True) as bar:
+        rows = bench.time_conv_case((2, 8, 3, 4, 3), np.random.default_rng(0), 3, bar, {}, True)
+    peer = rows[-1]
+    assert peer["impl"].startswith("torch ") and peer["impl"].endswith(" eager")
+    assert peer["jit"] is False and peer["compile_s"] is None and peer["median_s"] > 0
+    assert peer["gflops"] == pytest.approx(2 * 2 * 8 * 8 * 4 * 9 * 3 / peer["median_s"] / 1e9)
+    assert [r["impl"] for r in rows[:-1]] == list(bench.conv_implementations((2, 8, 3, 4, 3)))
+
+
+@pytest.mark.parametrize(
+    "bench_args", [["conv", "--quick"], ["lenet", "--configs", str(CONFIGS / "lenet.py")]]
+)
+def test_torch_flag_without_pytorch_exits_in_one_line(bench_args, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if not installed: import fails
+    with pytest.raises(SystemExit) as exit:
+        bench.main([*bench_args, "--torch"])
+    assert exit.value.code == 2
+    assert (
+        "--torch needs PyTorch, which is not installed: pip install torch"
+        in capsys.readouterr().err
+    )
+
+
 def tiny_config(tmp_path) -> Path:
     """A config file: the default LeNet on a small synthetic dataset."""
     source = synthetic.write_dataset(tmp_path / "idx")
