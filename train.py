@@ -1,16 +1,21 @@
 """Train a jaxcnn model: `python train.py --config configs/lenet.py --workdir runs/lenet`.
 
 Any config key can be overridden, e.g. `--config.num_epochs=3`. Rerunning with
-the same --workdir resumes from its latest checkpoint.
+the same --workdir resumes from its latest checkpoint. Anything a user can get
+wrong (a flag, a config value, the data, the workdir) is one line on stderr
+and exit status 1, before any data loads where the data is not the problem.
 """
 
-import os
+from __future__ import annotations
+
 import sys
+from pathlib import Path
 
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from jaxcnn import config as config_lib
 from jaxcnn import data, malloc, parallel, training
 
 FLAGS = flags.FLAGS
@@ -30,28 +35,78 @@ flags.DEFINE_integer("process_id", None, "This process's index (with --distribut
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def main(argv):
+def fail(message: str) -> None:
+    sys.exit(f"train.py: {message}")
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, each mistake a user can make reported in one line."""
+    path = config_path(argv)
+    if path is not None and not Path(path).is_file():
+        fail(f"--config {path}: no such file")
+    try:
+        rest = FLAGS(argv)
+        FLAGS.config  # noqa: B018  (applies the --config.KEY overrides, which may raise)
+    except Exception as e:  # absl's flag errors, ml_collections' for a key or value
+        unknown = path and unknown_key(path, argv)
+        if unknown:
+            fail(unknown)
+        fail(str(e).replace("flag --", "--"))
+    return rest
+
+
+def config_path(argv: list[str]) -> str | None:
+    """The `--config` file named in `argv`, if any."""
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            return arg.partition("=")[2]
+        if arg == "--config" and i + 1 < len(argv):
+            return argv[i + 1]
+    return None
+
+
+def unknown_key(path: str, argv: list[str]) -> str | None:
+    """The first `--config.KEY` in `argv` whose key the config at `path` lacks, said in words."""
+    try:
+        config = config_lib.load(path)
+    except Exception:
+        return None
+    for arg in argv:
+        if not arg.startswith("--config."):
+            continue
+        key = arg.removeprefix("--config.").partition("=")[0]
+        node = config
+        *groups, last = key.split(".")
+        for group in groups:
+            node = node[group] if hasattr(node, "keys") and group in node else None
+        if not hasattr(node, "keys") or last not in node:
+            where = f"`{'.'.join(groups)}`" if groups else "the config"
+            keys = sorted(node.keys()) if hasattr(node, "keys") else []
+            return f"--config.{key}: {where} has no key `{last}`; its keys are {keys}"
+    return None
+
+
+def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
     malloc.retain_freed_memory()
     if len(argv) > 1:
-        sys.exit(f"train.py: unexpected arguments {argv[1:]}")
-    path = config_flags.get_config_filename(FLAGS["config"])
-    if not os.path.isfile(path):  # else ml_collections' traceback, on first use of the config
-        sys.exit(f"train.py: --config {path}: no such file")
-    # Both before JAX starts: they fix the devices it will see.
+        fail(f"unexpected arguments {argv[1:]}")
+    config = FLAGS.config
     try:
-        parallel.use_cpu_devices(FLAGS.config.cpu_devices)
+        config_lib.check(config)
+        # Both before JAX starts: they fix the devices it will see.
+        parallel.use_cpu_devices(config.cpu_devices)
     except ValueError as e:
-        sys.exit(f"train.py: {e}")
+        fail(str(e))
     if FLAGS.distributed:
         # Collectives between CPU devices of different processes; GPUs and TPUs bring their own.
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     try:
-        training.train_and_evaluate(FLAGS.config, FLAGS.workdir)
-    except (data.DataError, training.ConfigError) as e:
-        sys.exit(f"train.py: {e}")
+        training.train_and_evaluate(config, FLAGS.workdir)
+    except (data.DataError, config_lib.ConfigError) as e:
+        fail(str(e))
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

@@ -6,11 +6,13 @@ Activations are NHWC, conv kernels HWIO. Every layer is a pure function
 
 from jax.nn import relu, sigmoid, softmax, tanh
 
-from jaxcnn.conv import conv2d, conv2d_auto, conv2d_patches, corr2d, extract_patches
+from jaxcnn.auto import conv2d_auto
+from jaxcnn.conv import conv2d, conv2d_patches, corr2d
 from jaxcnn.fused import conv2d_max_pool
 from jaxcnn.geometry import DIMENSION_NUMBERS, IMAGE_LAYOUT, KERNEL_LAYOUT
 from jaxcnn.init import INITIALIZERS, get_initializer, init_conv2d, init_dense
 from jaxcnn.linear import dense, flatten
+from jaxcnn.patches import extract_patches
 from jaxcnn.pool import avg_pool2d, max_pool2d
 
 __version__ = "0.1.0"

@@ -23,7 +23,7 @@ import jax
 import numpy as np
 import tensorflow_datasets as tfds
 
-DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
 SPLIT_PREFIXES = {"train": "train", "test": "t10k"}
 
 
@@ -52,7 +52,7 @@ def idx_path(source_dir: Path, split: str, kind: str) -> Path:
             return source_dir / name
     raise DataError(
         f"no {stem}[.gz] in {source_dir}: for Fashion-MNIST install Debian's package "
-        f"(sudo apt-get install dataset-fashion-mnist, files in {DEBIAN_FASHION_MNIST}), "
+        f"(sudo apt-get install dataset-fashion-mnist, files in {FASHION_MNIST_DIR}), "
         "or point --config.data_dir at a directory of MNIST-format IDX files"
     )
 

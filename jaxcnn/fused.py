@@ -5,10 +5,8 @@ block of conv outputs, the largest. The block's `P * Q` outputs read one
 `(P - 1 + kh) x (Q - 1 + kw)` patch of the input, so one matrix product over
 those patches gives all of them side by side, and the pool becomes a max over
 the product's columns: no conv output image is written and no window is
-reduced over image axes, which XLA's CPU backend does slowly. For LeNet
-(batch 256, 2 CPU cores) both layers computed this way made a training step
-1.2-1.3x faster than `conv2d_auto` followed by `max_pool2d` (17.1 against
-13.1-14.7 ms).
+reduced over image axes, which XLA's CPU backend does slowly
+(docs/performance.md, "Conv and pool together").
 """
 
 from __future__ import annotations
@@ -18,28 +16,28 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxcnn.conv import (
-    BANDED_MAX_CHANNELS,
-    Params,
-    _check_conv,
-    _finish,
-    _patch_product,
-    _stack_grid,
-    _tap_selector,
-    conv2d_auto,
-)
-from jaxcnn.geometry import IntPair, Padding, window_geometry
+from jaxcnn.auto import BANDED_MAX_CHANNELS, conv2d_auto
+from jaxcnn.conv import conv_call
+from jaxcnn.geometry import IntPair, Padding, PadPairs, window_geometry
+from jaxcnn.kernels import patch_product
 from jaxcnn.parallel import reshape_examples
+from jaxcnn.params import Params
+from jaxcnn.patches import stack_grid, tap_selector
 from jaxcnn.pool import max_pool2d
 
-# A per-example bias row up to this many values (256 KB in float32; a quarter of
-# the 1 MiB L2 per core here): the row is meant to stay in cache while each
-# example's values stream past it; a larger one would be read from memory too.
+# A per-example bias row up to this many values (256 KB in float32, a fraction
+# of a core's L2 cache): the row is meant to stay in cache while each example's
+# values stream past it; a larger one would be read from memory too.
 PER_EXAMPLE_BIAS_MAX_SIZE = 2**16
 
 
 def conv2d_max_pool(
-    params: Params, x: jax.Array, window: IntPair, *, padding: Padding = 0
+    params: Params,
+    x: jax.Array,
+    window: IntPair,
+    *,
+    padding: Padding = 0,
+    backend: str | None = None,
 ) -> jax.Array:
     """`max_pool2d(conv2d(params, x, padding=padding), window)`, computed together.
 
@@ -47,8 +45,9 @@ def conv2d_max_pool(
     holds equal maxima, its gradient is shared between them, as `max_pool2d`
     does. Conv outputs that no window covers (the last rows or columns when
     the window does not divide the conv's output) are not computed. With more
-    than `BANDED_MAX_CHANNELS` input channels it runs `conv2d_auto`, then
-    `max_pool2d`, since XLA's own convolution is faster there.
+    than `BANDED_MAX_CHANNELS` input channels, or off the CPU (`backend`,
+    default JAX's default backend), it runs `conv2d_auto`, then `max_pool2d`,
+    since the convolution of XLA (or cuDNN, or the TPU's) is faster there.
 
     Non-finite inputs: a pool window's products multiply every pixel of its
     patch by the band's zeros too, and `inf * 0` is NaN, so a pooled output
@@ -62,21 +61,30 @@ def conv2d_max_pool(
       x: NHWC input `(n, h, w, in_channels)`, or one HWC image.
       window: the pool's window, an int or `(P, Q)`; its stride is the window.
       padding: the convolution's, in any form `conv2d` takes.
+      backend: the backend to choose kernels for; None for JAX's default.
 
     Returns:
       NHWC `(n, conv_h // P, conv_w // Q, out_channels)`, where `conv_h, conv_w`
       are the stride-1 convolution's output sizes.
     """
-    kernel, bias, x, unbatched, geom = _check_conv(params, x, 1, padding, 1, 1)
-    pool = window_geometry(geom.out_hw, window, window, 0)
-    if kernel.shape[2] > BANDED_MAX_CHANNELS:
-        y = max_pool2d(conv2d_auto({"kernel": kernel}, x, padding=padding), window)
+    call = conv_call(params, x, 1, padding, 1, 1)
+    pool = window_geometry(call.geom.out_hw, window, window, 0)
+    on_cpu = (backend or jax.default_backend()) == "cpu"
+    if call.kernel.shape[2] > BANDED_MAX_CHANNELS or not on_cpu:
+        conv = conv2d_auto({"kernel": call.kernel}, call.x, padding=padding, backend=backend)
+        y = max_pool2d(conv, window)
     else:
-        y = _pooled_products(x, kernel, geom.padding, pool.window, pool.out_hw)
-    return _finish(y, bias, unbatched, add_bias=_add_bias_per_example)
+        y = pooled_products(call.x, call.kernel, call.geom.padding, pool.window, pool.out_hw)
+    return call.finish(y, add_bias=add_bias_per_example if on_cpu else jnp.add)
 
 
-def _pooled_products(x, kernel, padding, window, out_hw) -> jax.Array:
+def pooled_products(
+    x: jax.Array,
+    kernel: jax.Array,
+    padding: PadPairs,
+    window: tuple[int, int],
+    out_hw: tuple[int, int],
+) -> jax.Array:
     """The max over each pool window of a stride-1 convolution, by one matrix product.
 
     The padded input is cut into `P x Q` cells (space to depth). An output
@@ -86,6 +94,16 @@ def _pooled_products(x, kernel, padding, window, out_hw) -> jax.Array:
     where the pixel `(du * P + r, dv * Q + s)` of the patch is `(a + p, b + q)`
     (zero elsewhere). Then `patches @ band` is `(blocks, P * Q * o)`, and the
     pool its max over the `P * Q` outputs of each channel.
+
+    Args:
+      x: NHWC `(n, h, w, c)`, unpadded.
+      kernel: HWIO `(kh, kw, c, o)`.
+      padding: the conv's `((top, bottom), (left, right))`.
+      window: the pool's `(P, Q)`.
+      out_hw: the pooled output's `(rows, cols)`.
+
+    Returns:
+      NHWC `(n, rows, cols, o)`.
     """
     (P, Q), (rows, cols) = window, out_hw
     kh, kw, c, o = kernel.shape
@@ -100,34 +118,31 @@ def _pooled_products(x, kernel, padding, window, out_hw) -> jax.Array:
     cells = reshape_examples(
         cells.transpose(0, 1, 3, 2, 4, 5), (n, height // P, width // Q, P * Q * c)
     )
-    patches = _stack_grid(
+    patches = stack_grid(
         [[cells[:, du : du + rows, dv : dv + cols] for dv in range(cw)] for du in range(ch)], axis=3
     )  # (n, rows, cols, ch, cw, P * Q * c)
     # Pixel `(d, r)` of a patch, `d * P + r`, is the tap `p` of output `a` where it is `a + p`.
-    rows_taps = _tap_selector(kh, ch * P, P).reshape(kh, ch, P, P)
-    cols_taps = _tap_selector(kw, cw * Q, Q).reshape(kw, cw, Q, Q)
+    rows_taps = tap_selector(kh, ch * P, P).reshape(kh, ch, P, P)
+    cols_taps = tap_selector(kw, cw * Q, Q).reshape(kw, cw, Q, Q)
     band = jnp.einsum(
         "pdra,qesb,pqco->derscabo",
         jnp.asarray(rows_taps, kernel.dtype),
         jnp.asarray(cols_taps, kernel.dtype),
         kernel,
     ).reshape(ch * cw * P * Q * c, P * Q * o)
-    y = _patch_product(reshape_examples(patches, (n * rows * cols, band.shape[0])), band, n)
+    y = patch_product(reshape_examples(patches, (n * rows * cols, band.shape[0])), band, n)
     return reshape_examples(y, (n, rows, cols, P * Q, o)).max(axis=3)
 
 
-def _add_bias_per_example(y: jax.Array, bias: jax.Array) -> jax.Array:
+def add_bias_per_example(y: jax.Array, bias: jax.Array) -> jax.Array:
     """`y + bias` for NHWC `y` `(n, h, w, c)`, as `(n, h * w * c)` rows plus `bias` tiled `h * w` times.
 
     The bias's gradient sums the output's over `n, h, w`. As one reduction of
     rows `c` values wide, XLA's CPU backend splits it into a slow
-    `reduce-window` (LeNet's first pool: `(256, 14, 14, 8)`, 0.22 ms on its
-    own); this way it sums the rows, then the `h * w` pixels of that sum
-    (0.08 ms), and the barrier keeps XLA from merging the two sums back into
-    one. A LeNet training step (`configs/lenet.py`, batch 256) took
-    0.966-0.987x the time in five interleaved comparisons on 2 cores (AMD
-    EPYC, jaxlib 0.10.2). Not used by `conv2d_auto`, whose tap-sum forward
-    XLA then fused worse (`lenet_d2l`'s step 1.45x as long).
+    `reduce-window`; this way it sums the rows, then the `h * w` pixels of
+    that sum, and the barrier keeps XLA from merging the two sums back into
+    one. Not used by `conv2d_auto`, whose tap-sum forward XLA then fused
+    worse (docs/performance.md, "Bias").
     """
     n, *pixel_shape = y.shape
     size = math.prod(pixel_shape)

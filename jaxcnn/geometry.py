@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Sequence
-from typing import NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias
 
 import jax
 
@@ -27,7 +27,7 @@ Padding: TypeAlias = (
 PadPairs: TypeAlias = tuple[tuple[int, int], tuple[int, int]]
 
 
-def _as_int(value: object, name: str) -> int:
+def _as_int(value: Any, name: str) -> int:
     if isinstance(value, bool):
         raise TypeError(f"`{name}` must be an int, got bool {value!r}")
     try:
@@ -61,12 +61,13 @@ def int_pair(value: IntPair, name: str, *, minimum: int = 1) -> tuple[int, int]:
 
 def effective_window(window: tuple[int, int], dilation: tuple[int, int]) -> tuple[int, int]:
     """The extent of a dilated window: (k - 1) * d + 1 per axis."""
-    return tuple((k - 1) * d + 1 for k, d in zip(window, dilation))
+    (kh, kw), (dh, dw) = window, dilation
+    return (kh - 1) * dh + 1, (kw - 1) * dw + 1
 
 
 def pad_pairs(
     padding: Padding,
-    in_hw: tuple[int, int],
+    in_hw: Sequence[int],
     window: tuple[int, int],
     stride: tuple[int, int],
 ) -> PadPairs:
@@ -89,24 +90,24 @@ def pad_pairs(
         if mode == "VALID":
             return ((0, 0), (0, 0))
         if mode == "SAME":
-            pads = []
-            for n, k, s in zip(in_hw, window, stride):
-                total = max((math.ceil(n / s) - 1) * s + k - n, 0)
-                pads.append((total // 2, total - total // 2))
-            return tuple(pads)
+            (h, w), (kh, kw), (sh, sw) = in_hw, window, stride
+            return _same_pad(h, kh, sh), _same_pad(w, kw, sw)
         raise ValueError(f"`padding` string must be 'SAME' or 'VALID', got {padding!r}")
     expected = (
         "an int, a pair (ph, pw), a pair of pairs ((top, bottom), (left, right)), 'SAME' or 'VALID'"
     )
+    pads: PadPairs
     if isinstance(padding, Sequence):
-        if len(padding) != 2:
+        sides: Sequence[Any] = padding
+        if len(sides) != 2:
             raise ValueError(f"`padding` must be {expected}, got {padding!r}")
-        if all(isinstance(p, Sequence) and not isinstance(p, str) for p in padding):
-            if any(len(p) != 2 for p in padding):
+        rows, cols = sides
+        if all(isinstance(p, Sequence) and not isinstance(p, str) for p in sides):
+            if any(len(p) != 2 for p in sides):
                 raise ValueError(f"`padding` must be {expected}, got {padding!r}")
-            pads = tuple((_as_int(lo, "padding"), _as_int(hi, "padding")) for lo, hi in padding)
+            pads = (_int_pads(rows), _int_pads(cols))
         else:
-            ph, pw = (_as_int(p, "padding") for p in padding)
+            ph, pw = _as_int(rows, "padding"), _as_int(cols, "padding")
             pads = ((ph, ph), (pw, pw))
     else:
         p = _as_int(padding, "padding")
@@ -114,6 +115,17 @@ def pad_pairs(
     if min(min(pair) for pair in pads) < 0:
         raise ValueError(f"`padding` must be non-negative, got {padding!r}")
     return pads
+
+
+def _same_pad(n: int, k: int, s: int) -> tuple[int, int]:
+    """TensorFlow's SAME: output `ceil(n / s)`, the odd pixel padded at the end."""
+    total = max((math.ceil(n / s) - 1) * s + k - n, 0)
+    return total // 2, total - total // 2
+
+
+def _int_pads(pair: Any) -> tuple[int, int]:
+    lo, hi = pair
+    return _as_int(lo, "padding"), _as_int(hi, "padding")
 
 
 class Geometry(NamedTuple):
@@ -127,7 +139,7 @@ class Geometry(NamedTuple):
 
 
 def window_geometry(
-    in_hw: tuple[int, int],
+    in_hw: Sequence[int],
     window: IntPair,
     stride: IntPair,
     padding: Padding,
@@ -158,15 +170,15 @@ def window_geometry(
     dilation = int_pair(dilation, "dilation")
     extent = effective_window(window, dilation)
     pads = pad_pairs(padding, in_hw, extent, stride)
-    out_hw = []
-    for axis, n, (lo, hi), k, s in zip(("height", "width"), in_hw, pads, extent, stride):
+    for axis, n, (lo, hi), k in zip(("height", "width"), in_hw, pads, extent):
         if n + lo + hi < k:
             raise ValueError(
                 f"`{window_name}` {window} (dilated extent {extent}) is larger than the "
                 f"padded input along {axis}: {n} + {lo} + {hi} = {n + lo + hi} < {k}"
             )
-        out_hw.append((n + lo + hi - k) // s + 1)
-    return Geometry(window, stride, dilation, pads, tuple(out_hw))
+    (h, w), ((top, bottom), (left, right)), (eh, ew), (sh, sw) = in_hw, pads, extent, stride
+    out_hw = ((h + top + bottom - eh) // sh + 1, (w + left + right - ew) // sw + 1)
+    return Geometry(window, stride, dilation, pads, out_hw)
 
 
 def as_image_batch(x: jax.Array, name: str = "x") -> tuple[jax.Array, bool]:

@@ -18,24 +18,27 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from jaxcnn import conv as conv_lib
 from jaxcnn import fused, linear
 from jaxcnn import init as init_lib
 from jaxcnn import pool as pool_lib
+from jaxcnn.auto import conv2d_auto
+from jaxcnn.conv import conv2d as lax_conv2d
+from jaxcnn.conv import conv2d_patches
 from jaxcnn.geometry import IntPair, Padding
+from jaxcnn.params import ParamTree as Params
 
 Shape = tuple[int, ...]
-Params = dict[str, Any]
 
+# The conv implementations a layer (and a config's `model.conv_impl`) can name.
 CONV_IMPLS: dict[str, Callable[..., jax.Array]] = {
-    "lax": conv_lib.conv2d,
-    "patches": conv_lib.conv2d_patches,
-    "auto": conv_lib.conv2d_auto,
+    "lax": lax_conv2d,
+    "patches": conv2d_patches,
+    "auto": conv2d_auto,
 }
 
 
@@ -85,7 +88,7 @@ def conv2d(
     """A conv layer; `impl` picks `"lax"` (`jaxcnn.conv2d`), `"patches"`
     (`jaxcnn.conv2d_patches`) or `"auto"` (`jaxcnn.conv2d_auto`)."""
     apply = functools.partial(
-        _conv_impl(impl), stride=stride, padding=padding, dilation=dilation, groups=groups
+        conv_impl(impl), stride=stride, padding=padding, dilation=dilation, groups=groups
     )
     return _parametrised(
         _conv_params(out_channels, kernel_size, groups, use_bias, kernel_init), apply
@@ -105,7 +108,8 @@ def conv2d_max_pool(
     """A stride-1 conv layer followed by a `window` max pool; with `impl="auto"`
     the two are computed together (`jaxcnn.conv2d_max_pool`), else one after
     the other."""
-    conv = _conv_impl(impl)
+    conv = conv_impl(impl)
+    apply: Callable[[Params, jax.Array], jax.Array]
     if impl == "auto":
         apply = functools.partial(fused.conv2d_max_pool, window=window, padding=padding)
     else:
@@ -116,7 +120,12 @@ def conv2d_max_pool(
     return _parametrised(_conv_params(out_channels, kernel_size, 1, use_bias, kernel_init), apply)
 
 
-def _conv_impl(impl: str) -> Callable[..., jax.Array]:
+def conv_impl(impl: str) -> Callable[..., jax.Array]:
+    """The conv function `CONV_IMPLS` names `impl`.
+
+    Raises:
+      ValueError: if `impl` is not one of them.
+    """
     if impl not in CONV_IMPLS:
         raise ValueError(f"`impl` must be one of {sorted(CONV_IMPLS)}, got {impl!r}")
     return CONV_IMPLS[impl]

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 import jax
 
-from jaxcnn.params import kernel_and_bias
-
-Params = Mapping[str, jax.Array]
+from jaxcnn.params import Params, kernel_and_bias
 
 
 def flatten(x: jax.Array) -> jax.Array:

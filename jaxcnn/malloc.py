@@ -1,22 +1,19 @@
-"""Keep freed memory in the process: a CPU training step runs ~2x faster.
+"""Keep freed memory in the process, so that a CPU training step does not page-fault.
 
 XLA's CPU runtime allocates each call's temporary buffers afresh and frees
 them after. glibc's malloc serves large blocks straight from the OS (`mmap`)
 and hands them back on `free`, so every training step touches megabytes of
-new pages, each a page fault the kernel must zero-fill: 9,200 faults and
-~17 ms of a 34 ms LeNet step (batch 256, 2 CPU cores). Telling malloc to keep
-freed memory for reuse (the effect of `LD_PRELOAD`ing tcmalloc or jemalloc,
-which TensorFlow and PyTorch recommend on CPU) takes that to zero.
+new pages, each a page fault the kernel must zero-fill. Telling malloc to
+keep freed memory for reuse (the effect of `LD_PRELOAD`ing tcmalloc or
+jemalloc, which TensorFlow and PyTorch recommend on CPU) takes that to zero.
 
 Threads other than the main one allocate from their own arenas, made of
 64 MiB heaps; glibc unmaps such a heap as soon as it empties, whatever the
-trim threshold says, unless the top pad is at least a heap's size. Without
-that pad, one process in several (depending on where its buffers fell) still
-took 8,800 faults per LeNet step and ran at 27-32 ms instead of 17 ms.
-A block larger than a heap, allocated off the main thread, still comes
-straight from the OS (LeNet with `conv_impl="patches"`: 18,800 faults per
-step). One arena for all threads (`M_ARENA_MAX=1`) would avoid that too, but
-made the default LeNet step 2-3 ms slower.
+trim threshold says, unless the top pad is at least a heap's size. A block
+larger than a heap, allocated off the main thread, still comes straight from
+the OS. One arena for all threads (`M_ARENA_MAX=1`) would avoid that too, but
+made the default LeNet step slower. docs/performance.md ("Memory") has the
+measurements.
 """
 
 from __future__ import annotations

@@ -8,12 +8,10 @@ Random numbers are drawn for the whole batch, so a step gives the same result
 on any number of devices, up to float summation order.
 
 On one host the CPU can be split into several XLA devices (`use_cpu_devices`),
-each running its share of the batch; on a 2-core machine two ran the d2l
-LeNet's step up to 30% faster than one, and the default LeNet's no faster
-(the README's benchmark). Across hosts,
-start JAX with `jax.distributed.initialize()` first (`train.py --distributed`);
-every process then loads the same data and keeps the same arrays, and
-`put` builds global arrays from them.
+each running its share of the batch (docs/performance.md, "CPU devices", says
+when that pays). Across hosts, start JAX with `jax.distributed.initialize()`
+first (`train.py --distributed`); every process then loads the same data and
+keeps the same arrays, and `put` builds global arrays from them.
 
 The layers also run in programs under JAX's explicit sharding: those that
 reshape the examples do so through `reshape_examples`, which keeps their

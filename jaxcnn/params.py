@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any, TypeAlias
 
 import jax
 
+Params: TypeAlias = Mapping[str, jax.Array]  # one layer's: {"kernel": ..., "bias": ...}
+ParamTree: TypeAlias = dict[str, Any]  # a model's: {layer name: Params or a nested ParamTree}
 
-def kernel_and_bias(
-    params: Mapping[str, jax.Array], kernel_form: str
-) -> tuple[jax.Array, jax.Array | None]:
+
+def kernel_and_bias(params: Params, kernel_form: str) -> tuple[jax.Array, jax.Array | None]:
     """Returns `(params["kernel"], params.get("bias"))`, checking that `params` is such a dict.
 
     Args:

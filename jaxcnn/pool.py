@@ -77,7 +77,7 @@ def _tiled_max(x: jax.Array, geom: Geometry) -> jax.Array:
     """Non-overlapping max pool as a reshape and a max over the window axes.
 
     Same values as `reduce_window`, whose gradient (select-and-scatter) is slow
-    on CPU: a LeNet training step runs 1.6x faster this way. Where a window
+    on CPU (docs/performance.md, "Pooling"). Where a window
     holds several equal maxima, its gradient is shared equally between them
     (JAX's rule for `max`) instead of going to the first one.
     """

@@ -13,11 +13,10 @@ from typing import Any
 import jax
 import jaxlib
 
-# XLA's YNNPACK fusions off, for XLA's own kernels and loops. jaxlib 0.10.2 on
-# this 2-core x86 CPU: a lax conv with 32-64 channels runs at ~86% of the
-# sgemm rate without them against ~45% with them (3x3, SAME), and the default
-# LeNet training step takes 13.5 ms against 17.0 ms; with 128 channels, and
-# with LeNet's few, the two are alike.
+# XLA's YNNPACK fusions off, for XLA's own kernels and loops: on x86 CPUs
+# (jaxlib 0.10) XLA's own convolution with 32-64 channels, and the default
+# LeNet's training step, run faster without them (docs/performance.md,
+# "XLA's CPU options").
 YNN_OFF = {"xla_cpu_experimental_ynn_fusion_type": ""}
 
 

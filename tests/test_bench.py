@@ -1,5 +1,4 @@
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -9,13 +8,14 @@ import pytest
 import reference
 import synthetic
 
-from jaxcnn import bench, xla
+from jaxcnn import xla
+from jaxcnn.bench import cli, conv, machine, peers, summary, timing
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
 
 def test_quick_conv_benchmark_writes_json_table_and_plots(tmp_path):
-    bench.main(["conv", "--quick", "--repeats", "3", "--out", str(tmp_path)])
+    cli.main(["conv", "--quick", "--repeats", "3", "--out", str(tmp_path)])
     report = json.loads((tmp_path / "conv.json").read_text())
     assert report["sgemm_gflops"] > 0
     rows = report["results"]
@@ -55,7 +55,7 @@ def test_every_benchmarked_conv_gives_the_same_numbers(case):
     pads = reference.pad_pairs_for("SAME", (size, size), (k, k), (1, 1))
     expected = reference.conv2d(x, kernel, padding=pads)
     ynn_off = xla.available_options(xla.YNN_OFF)  # jaxlib 0.8.0 lacks the option
-    impls = bench.conv_implementations(case, ynn_off)
+    impls = conv.conv_implementations(case, ynn_off)
     assert ({"lax jit, YNN off", "auto jit, YNN off"} <= set(impls)) == bool(ynn_off)
     assert ("corr2d (naive loops)" in impls) == (cin == 1)
     for name, (fn, _) in impls.items():
@@ -76,7 +76,7 @@ def test_torch_peer_conv_gives_the_same_numbers(case):
     x = rng.standard_normal((batch, size, size, cin)).astype(np.float32)
     kernel = rng.standard_normal((k, k, cin, cout)).astype(np.float32)
     pads = reference.pad_pairs_for("SAME", (size, size), (k, k), (1, 1))
-    y = bench.torch_conv(kernel, x)()
+    y = peers.torch_conv(kernel, x)()
     assert y.is_contiguous(memory_format=torch.channels_last)  # NHWC memory, as jaxcnn's
     np.testing.assert_allclose(
         y.permute(0, 2, 3, 1).numpy(),
@@ -88,13 +88,13 @@ def test_torch_peer_conv_gives_the_same_numbers(case):
 
 def test_conv_benchmark_times_the_torch_peer_beside_jaxcnn():
     pytest.importorskip("torch")
-    with bench.tqdm(total=0, disable=True) as bar:
-        rows = bench.time_conv_case((2, 8, 3, 4, 3), np.random.default_rng(0), 3, bar, {}, True)
+    with conv.tqdm(total=0, disable=True) as bar:
+        rows = conv.time_conv_case((2, 8, 3, 4, 3), np.random.default_rng(0), 3, bar, {}, True)
     peer = rows[-1]
     assert peer["impl"].startswith("torch ") and peer["impl"].endswith(" eager")
     assert peer["jit"] is False and peer["compile_s"] is None and peer["median_s"] > 0
     assert peer["gflops"] == pytest.approx(2 * 2 * 8 * 8 * 4 * 9 * 3 / peer["median_s"] / 1e9)
-    assert [r["impl"] for r in rows[:-1]] == list(bench.conv_implementations((2, 8, 3, 4, 3)))
+    assert [r["impl"] for r in rows[:-1]] == list(conv.conv_implementations((2, 8, 3, 4, 3)))
 
 
 @pytest.mark.parametrize(
@@ -103,7 +103,7 @@ def test_conv_benchmark_times_the_torch_peer_beside_jaxcnn():
 def test_torch_flag_without_pytorch_exits_in_one_line(bench_args, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "torch", None)  # as if not installed: import fails
     with pytest.raises(SystemExit) as exit:
-        bench.main([*bench_args, "--torch"])
+        cli.main([*bench_args, "--torch"])
     assert exit.value.code == 2
     assert (
         "--torch needs PyTorch, which is not installed: pip install torch"
@@ -130,7 +130,7 @@ def test_lenet_benchmark_times_each_device_count(tmp_path):
     config = tiny_config(tmp_path)
     out = tmp_path / "out"
     args = ["lenet", "--configs", str(config), "--batch-size", "32", "--steps", "3"]
-    bench.main([*args, "--devices", "1", "2", "--out", str(out)])
+    cli.main([*args, "--devices", "1", "2", "--out", str(out)])
     rows = json.loads((out / "lenet.json").read_text())["rows"]
     assert [(r["framework"], r["devices"]) for r in rows] == [("jax", 1), ("jax", 2)]
     assert [r["augment"] for r in rows] == ["", ""]  # the config flips; PyTorch's peer does not
@@ -142,12 +142,12 @@ def test_lenet_benchmark_times_each_device_count(tmp_path):
         assert r["epoch_s"] == pytest.approx(768 // 32 * r["median_step_s"])
     assert "| jax | " + str(config) + " | 2 | 12 | 32 |" in (out / "lenet.md").read_text()
     with pytest.raises(SystemExit):
-        bench.main([*args, "--devices", "0"])
+        cli.main([*args, "--devices", "0"])
 
     # Overrides reach the model, and each steps-per-call is timed in turn.
     overrides = ["model.conv_impl=lax", "model.channels=(4, 12)"]
     sets = [arg for setting in overrides for arg in ("--set", setting)]
-    bench.main([*args, *sets, "--steps-per-call", "1", "8", "--out", str(out)])
+    cli.main([*args, *sets, "--steps-per-call", "1", "8", "--out", str(out)])
     report = json.loads((out / "lenet.json").read_text())
     assert report["overrides"] == overrides
     rows = report["rows"]
@@ -173,7 +173,7 @@ def test_runs_are_timed_in_turns_after_a_warm_up():
     # its timed steps (calls 4 and 8): only those may count.
     slow = fake_run("slow", lambda call: 1.0 if call in (1, 3, 7) else 0.25)
     fast = fake_run("fast", lambda call: 0.1)
-    assert bench.time_in_turns([slow, fast], steps=2, turn_steps=1) == [[0.25, 0.25], [0.1, 0.1]]
+    assert timing.time_in_turns([slow, fast], steps=2, turn_steps=1) == [[0.25, 0.25], [0.1, 0.1]]
     turn = [("slow", 1), ("slow", 1), ("fast", 1), ("fast", 1)]
     assert log == [("slow", 2), ("fast", 2), *turn, *turn]
 
@@ -185,9 +185,9 @@ def test_speedup_is_the_median_of_each_turns_ratio():
     # 0.0275 / 0.0155, would be 1.77.
     ours = [0.010, 0.020, 0.011, 0.040]
     theirs = [0.0125, 0.025, 0.030, 0.050]
-    assert bench.paired_speedup(ours, theirs) == pytest.approx(1.25)
+    assert timing.paired_speedup(ours, theirs) == pytest.approx(1.25)
     with pytest.raises(ValueError, match="one time per turn"):
-        bench.paired_speedup(ours, theirs[:3])
+        timing.paired_speedup(ours, theirs[:3])
 
 
 @pytest.mark.parametrize(
@@ -200,7 +200,7 @@ def test_speedup_is_the_median_of_each_turns_ratio():
 )
 def test_lenet_benchmark_rejects_bad_overrides(setting, message, capsys):
     with pytest.raises(SystemExit) as exit:
-        bench.main(["lenet", "--configs", str(CONFIGS / "lenet.py"), "--set", setting])
+        cli.main(["lenet", "--configs", str(CONFIGS / "lenet.py"), "--set", setting])
     assert exit.value.code == 2
     assert message in capsys.readouterr().err
 
@@ -218,22 +218,9 @@ def test_lenet_benchmark_rejects_bad_overrides(setting, message, capsys):
 )
 def test_lenet_benchmark_rejects_bad_arguments_in_one_line(tmp_path, args, message, capsys):
     with pytest.raises(SystemExit) as exit:
-        bench.main(["lenet", "--configs", str(tiny_config(tmp_path)), "--steps", "2", *args])
+        cli.main(["lenet", "--configs", str(tiny_config(tmp_path)), "--steps", "2", *args])
     assert exit.value.code == 2
     assert message in capsys.readouterr().err
-
-
-def test_configs_load_from_any_working_directory(tmp_path):
-    # configs/lenet.py imports configs.lenet_d2l; outside the repository's root,
-    # and outside pytest (whose pythonpath holds the root), only load_config finds it.
-    code = (
-        f"from jaxcnn import bench; print(bench.load_config({str(CONFIGS / 'lenet.py')!r}).model)"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode == 0, result.stderr
-    assert "name: lenet" in result.stdout and "conv_impl: auto" in result.stdout
 
 
 def test_cpu_model_names_the_processor_or_falls_back(tmp_path):
@@ -242,14 +229,44 @@ def test_cpu_model_names_the_processor_or_falls_back(tmp_path):
         "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9R45 96-Core Processor\n"
         "flags\t\t: fpu avx2\n\nprocessor\t: 1\nmodel name\t: AMD EPYC 9R45 96-Core Processor\n"
     )
-    assert bench.cpu_model(cpuinfo) == "AMD EPYC 9R45 96-Core Processor"
-    fallback = bench.platform.processor() or bench.platform.machine()
-    assert bench.cpu_model(tmp_path / "missing") == fallback
+    assert machine.cpu_model(cpuinfo) == "AMD EPYC 9R45 96-Core Processor"
+    fallback = machine.platform.processor() or machine.platform.machine()
+    assert machine.cpu_model(tmp_path / "missing") == fallback
     cpuinfo.write_text("processor\t: 0\nmodel name\t:\n")  # some ARM kernels leave it empty
-    assert bench.cpu_model(cpuinfo) == fallback
+    assert machine.cpu_model(cpuinfo) == fallback
 
 
 def test_device_name_says_cpu_model_cores_and_xla_devices():
-    name = bench.device_name()
-    assert name.startswith(f"cpu ({bench.cpu_model()}, ")
+    name = machine.device_name()
+    assert name.startswith(f"cpu ({machine.cpu_model()}, ")
     assert name.endswith(f" cores, {jax.device_count()} XLA device(s))")
+
+
+def test_runs_benchmark_times_whole_processes_and_the_summary_table(tmp_path, monkeypatch):
+    config = tiny_config(tmp_path)
+    out = tmp_path / "out"
+    monkeypatch.chdir(CONFIGS.parent)  # runs the repository's train.py
+    cli.main(["runs", "--configs", str(config), "--set", "num_epochs=2", "--out", str(out)])
+    [row] = json.loads((out / "runs.json").read_text())["rows"]
+    assert row["epochs"] == 2 and row["overrides"] == ["--config.num_epochs=2"]
+    assert 0.9 < row["test_accuracy"] <= 1  # the synthetic classes are easy
+    # 90% came within the whole process (at its last epoch, at the latest).
+    assert row["time_to_target_s"] is not None and 0 < row["time_to_target_s"] <= row["wall_s"]
+    assert f"| {config} --config.num_epochs=2 | 2 |" in (out / "runs.md").read_text()
+
+    # The README's table, made from these files: the run's row, no PyTorch figures.
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{summary.BEGIN}\nold table\n{summary.END}\n\nrest\n")
+    cli.main(["summary", "--out", str(out), "--readme", str(readme)])
+    table = summary.readme_table(readme)
+    assert table == summary.results_table(out) and "old table" not in table
+    assert f"| `{config}` | {row['test_accuracy']:.2%} | {row['wall_s']:.1f} s |" in table
+    assert readme.read_text().endswith(f"{summary.END}\n\nrest\n")
+
+
+def test_summary_without_its_markers_is_one_line(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# no table here\n")
+    with pytest.raises(SystemExit) as exit:
+        cli.main(["summary", "--out", str(tmp_path), "--readme", str(readme)])
+    assert exit.value.code == 2 and "has no" in capsys.readouterr().err

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from jax.test_util import check_grads
 
 import jaxcnn
-from jaxcnn.conv import _patch_product
+from jaxcnn.kernels import patch_product
 
 CONVS = [jaxcnn.conv2d, jaxcnn.conv2d_patches, jaxcnn.conv2d_auto]
 
@@ -170,7 +170,7 @@ def test_conv_gradients_agree(case):
 def test_auto_lax_gradients_agree(case):
     # Above BANDED_MAX_CHANNELS per group conv2d_auto runs lax with gradients
     # written by hand as NHWC convs: autodiff's, through conv2d, are the reference.
-    channels = jaxcnn.conv.BANDED_MAX_CHANNELS + 1
+    channels = jaxcnn.auto.BANDED_MAX_CHANNELS + 1
     (n, h, w, _), (kh, kw, _, cout) = case["shape"], case["kernel"]
     x, params, options = make_case(
         dict(case, shape=(n, h, w, case["groups"] * channels), kernel=(kh, kw, channels, cout))
@@ -443,7 +443,7 @@ def test_patch_product_and_its_gradients_match_numpy(k, j):
     patches, band, grad = (
         rng.standard_normal(shape).astype(np.float32) for shape in [(12, k), (k, j), (12, j)]
     )
-    y, vjp = jax.vjp(lambda p, b: _patch_product(p, b, 2), patches, band)  # two halves of 6 rows
+    y, vjp = jax.vjp(lambda p, b: patch_product(p, b, 2), patches, band)  # two halves of 6 rows
     d_patches, d_band = vjp(grad)
     p64, b64, g64 = (a.astype(np.float64) for a in (patches, band, grad))
     np.testing.assert_allclose(y, p64 @ b64, rtol=1e-5, atol=1e-4)

@@ -1,11 +1,14 @@
 import re
 from pathlib import Path
 
+from jaxcnn.bench import summary
+
 ROOT = Path(__file__).parent.parent
+README = ROOT / "README.md"
 
 
 def quick_start_commands() -> list[str]:
-    readme = (ROOT / "README.md").read_text()
+    readme = README.read_text()
     block = re.search(r"## Quick start.*?```bash\n(.*?)```", readme, re.S).group(1)
     return [line for line in block.splitlines() if line and not line.startswith("#")]
 
@@ -14,3 +17,17 @@ def test_ci_runs_the_readme_test_command():
     (test_command,) = [c for c in quick_start_commands() if "pytest" in c]
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_command.replace("sudo ", "") in ci  # CI runs as root, without sudo
+
+
+def test_results_table_is_made_from_the_result_files():
+    # `python -m jaxcnn.bench summary` writes it; an edit by hand fails here.
+    assert summary.readme_table(README) == summary.results_table(ROOT / "benchmarks" / "results")
+
+
+def test_readme_python_examples_run():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert len(blocks) >= 2
+    namespace: dict = {}
+    for block in blocks:  # later blocks use the names earlier ones made
+        exec(compile(block, str(README), "exec"), namespace)
+    assert namespace["logits"].shape == (8, 10)

@@ -11,6 +11,7 @@ import synthetic
 
 from configs import lenet
 from jaxcnn import training
+from jaxcnn.config import ConfigError
 
 ROOT = Path(__file__).parent.parent
 METRIC_KEYS = {
@@ -121,33 +122,9 @@ def test_patches_model_trains(dataset, tmp_path):
     assert training.train_and_evaluate(config, tmp_path / "patches")["test_accuracy"] > 0.9
 
 
-def test_augment_flips_and_shifts():
-    x = np.arange(2 * 4 * 4, dtype=np.float32).reshape(2, 4, 4, 1)
-    flipped = np.asarray(training.augment(jax.random.key(0), x, "flip"))
-    for image, out in zip(x, flipped):
-        assert np.array_equal(out, image) or np.array_equal(out, image[:, ::-1])
-    shifted = np.asarray(training.augment(jax.random.key(0), x, "shift"))
-    assert shifted.shape == x.shape and np.all(shifted.sum((1, 2, 3)) <= x.sum((1, 2, 3)))
-
-
-@pytest.mark.parametrize(
-    "override, match",
-    [
-        ({"augment": "mixup"}, "`augment` must be one of"),
-        ({"batch_size": 0}, "`batch_size` must be a positive int"),
-        ({"optimizer": "lion"}, "`optimizer` must be"),
-        ({"batch_size": 5000}, "larger than the training set"),
-        ({"learning_rate": -1.0}, r"`learning_rate` must be a number > 0, got -1.0"),
-        ({"learning_rate": float("nan")}, "`learning_rate` must be a number > 0"),
-        ({"momentum": 1.0}, r"`momentum` must be a number in \[0, 1\), got 1.0"),
-        ({"weight_decay": -0.1}, "`weight_decay` must be a number >= 0"),
-        ({"label_smoothing": 1.0}, "`label_smoothing` must be a number in"),
-        ({"warmup_epochs": -1.0}, "`warmup_epochs` must be a number >= 0"),
-    ],
-)
-def test_bad_config_values(dataset, tmp_path, override, match):
-    with pytest.raises(training.ConfigError, match=match):
-        training.train_and_evaluate(small_config(dataset, **override), tmp_path)
+def test_batch_larger_than_the_training_set(dataset, tmp_path):
+    with pytest.raises(ConfigError, match="`batch_size` .5000. is larger than the training set"):
+        training.train_and_evaluate(small_config(dataset, batch_size=5000), tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -161,22 +138,15 @@ def test_bad_config_values(dataset, tmp_path, override, match):
 def test_bad_model_widths(dataset, tmp_path, key, value, match):
     config = small_config(dataset)
     config.model[key] = value
-    with pytest.raises(training.ConfigError, match=f"`model`.*{match}"):
+    with pytest.raises(ConfigError, match=f"`model`.*{match}"):
         training.train_and_evaluate(config, tmp_path)
 
 
 def test_workdir_that_is_a_file(dataset, tmp_path):
     (tmp_path / "runs").write_text("notes")
-    with pytest.raises(training.ConfigError, match="`workdir` must be a folder, got the file"):
+    with pytest.raises(ConfigError, match="`workdir` must be a folder, got the file"):
         training.train_and_evaluate(small_config(dataset), tmp_path / "runs")
     assert (tmp_path / "runs").read_text() == "notes"
-
-
-def test_bad_model_name(dataset, tmp_path):
-    config = small_config(dataset)
-    config.model.name = "alexnet"
-    with pytest.raises(training.ConfigError, match="`model.name` must be one of"):
-        training.train_and_evaluate(config, tmp_path)
 
 
 def test_cpu_compiler_options(dataset, capsys):
@@ -192,7 +162,7 @@ def test_cpu_compiler_options(dataset, capsys):
     assert "`cpu_compiler_options.xla_cpu_no_such_flag` is not an option" in capsys.readouterr().err
     config.cpu_compiler_options = {ynn: "sideways"}
     if ynn in training.compiler_options(small_config(dataset), mesh):
-        with pytest.raises(training.ConfigError, match=f"`cpu_compiler_options.{ynn}`"):
+        with pytest.raises(ConfigError, match=f"`cpu_compiler_options.{ynn}`"):
             training.compiler_options(config, mesh)
 
 
@@ -209,15 +179,27 @@ def run_cli(*args):
 @pytest.mark.parametrize(
     "flag, match",
     [
-        ("--config.num_epochs=three", "num_epochs"),
-        ("--config.no_such_key=1", "no_such_key"),
+        ("--config.num_epochs=three", "train.py: --config.num_epochs=three: invalid literal"),
+        ("--config.no_such_key=1", "train.py: --config.no_such_key: the config has no key"),
+        ("--config.model.bogus=3", "train.py: --config.model.bogus: `model` has no key `bogus`"),
         ("--config.cpu_devices=0", "train.py: `cpu_devices` must be a positive int"),
+        ("--config.optimizer=adamx", "train.py: `optimizer` must be one of"),
     ],
 )
-def test_cli_rejects_bad_overrides(tmp_path, flag, match):
-    result = run_cli("--workdir", str(tmp_path), flag)
-    assert result.returncode != 0
-    assert match in result.stderr
+def test_cli_rejects_bad_overrides_in_one_line_before_the_data(tmp_path, flag, match):
+    # The data dir does not exist: a message about it would mean the data loaded first.
+    result = run_cli("--workdir", str(tmp_path), flag, f"--config.data_dir={tmp_path / 'none'}")
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(match)
+
+
+def test_cli_workdir_that_cannot_be_written_is_one_line(tmp_path):
+    result = run_cli("--workdir", "/proc/jaxcnn-cannot-write")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "train.py: `workdir` /proc/jaxcnn-cannot-write cannot be written: No such file or directory"
+    ]
 
 
 def test_cli_missing_config_is_one_line(tmp_path):
@@ -315,7 +297,7 @@ def test_trains_on_two_devices_like_on_one(dataset, tmp_path):
     ],
 )
 def test_bad_device_config(dataset, tmp_path, override, match):
-    with pytest.raises(training.ConfigError, match=match):
+    with pytest.raises(ConfigError, match=match):
         training.train_and_evaluate(small_config(dataset, **override), tmp_path)
 
 

@@ -1,0 +1,90 @@
+"""`conv2d_auto`: `conv2d`'s numbers from the kernel that is fastest for the layer.
+
+The choice depends on the backend and, on CPU, on the input channels per
+group (`choose_kernel`); docs/performance.md has the measurements behind it.
+"""
+
+from __future__ import annotations
+
+import jax
+
+from jaxcnn import kernels
+from jaxcnn.conv import conv_call, lax_conv
+from jaxcnn.geometry import IntPair, Padding
+from jaxcnn.params import Params
+
+# On CPU, with at most TAP_SUM_MAX_CHANNELS input channels per group the forward
+# sums over kernel taps; with at most BANDED_MAX_CHANNELS (and one group)
+# forward and gradients are banded matrix products; above that, `lax` is faster.
+TAP_SUM_MAX_CHANNELS = 4
+BANDED_MAX_CHANNELS = 16
+KERNELS = ("tap_sum", "banded", "lax")
+
+
+def choose_kernel(group_in: int, groups: int, backend: str | None = None) -> str:
+    """The kernel `conv2d_auto` runs: one of `KERNELS`.
+
+    Args:
+      group_in: input channels per group (the kernel's third axis).
+      groups: channel groups.
+      backend: `"cpu"`, `"gpu"`, `"tpu"`...; None for JAX's default backend.
+        Off the CPU every layer goes to `lax` (cuDNN, the TPU's convolution):
+        the other kernels are tuned for XLA's CPU backend.
+    """
+    if (backend or jax.default_backend()) != "cpu":
+        return "lax"
+    if group_in <= TAP_SUM_MAX_CHANNELS:
+        return "tap_sum"
+    if group_in <= BANDED_MAX_CHANNELS and groups == 1:
+        return "banded"
+    return "lax"
+
+
+def conv2d_auto(
+    params: Params,
+    x: jax.Array,
+    *,
+    stride: IntPair = 1,
+    padding: Padding = 0,
+    dilation: IntPair = 1,
+    groups: int = 1,
+    backend: str | None = None,
+) -> jax.Array:
+    """`conv2d` computed the fastest way for the layer's shape and backend; same results.
+
+    On CPU, by input channels per group `c` (`choose_kernel`):
+
+    - `c <= TAP_SUM_MAX_CHANNELS` (a first layer on grey or RGB images): the
+      forward is the lecture's sum over kernel taps, which XLA fuses into one
+      pass; gradients as below with one group, else from `lax`.
+    - `c <= BANDED_MAX_CHANNELS` and one group: forward and gradients are
+      matrix products over banded patches (`jaxcnn.kernels.banded_conv`).
+    - otherwise `lax.conv_general_dilated`, forward and gradients, the
+      gradients written as NHWC convs so that they stay fast inside
+      `lax.scan` (`jaxcnn.kernels.conv_nhwc_grads`).
+
+    On GPU and TPU, `lax` with autodiff's gradients: what `conv2d` runs.
+
+    Its gradients are reverse mode only (`jax.grad`, `jax.vjp`) where they
+    are written by hand (on CPU): there `jax.jvp` raises. `conv2d` supports
+    every transform. Arguments, shapes and errors as `conv2d`; `backend`
+    picks the kernels for that backend (default: JAX's default backend).
+
+    Non-finite inputs: the banded products multiply each patch's pixels by
+    the band's zeros too, and `inf * 0` is NaN, so an inf or NaN pixel can
+    make NaN of outputs whose windows miss it, in the blocks of columns that
+    read it (so only in output rows whose windows hold its row), as FFT and
+    Winograd convolutions spread them; `conv2d` gives those outputs finite
+    values. Finite inputs are not affected.
+    """
+    call = conv_call(params, x, stride, padding, dilation, groups)
+    kernel = choose_kernel(call.kernel.shape[2], groups, backend)
+    if kernel == "tap_sum":
+        y = kernels.tap_sum_with_matmul_grads(call.x, call.kernel, call.geom, groups)
+    elif kernel == "banded":
+        y = kernels.banded_conv(call.x, call.kernel, call.geom)
+    elif (backend or jax.default_backend()) == "cpu":
+        y = lax_conv(call.x, call.kernel, call.geom, groups, kernels.conv_nhwc_grads)
+    else:
+        y = lax_conv(call.x, call.kernel, call.geom, groups)
+    return call.finish(y)

@@ -1,0 +1,10 @@
+"""Benchmarks: `python -m jaxcnn.bench conv` and `python -m jaxcnn.bench lenet`.
+
+- `jaxcnn.bench.conv`: every convolution, naive to jitted, against sgemm.
+- `jaxcnn.bench.training`: training throughput of configs, beside PyTorch's.
+- `jaxcnn.bench.peers`: the PyTorch twins of both.
+- `jaxcnn.bench.timing`, `jaxcnn.bench.machine`: how times are taken, and where.
+- `jaxcnn.bench.cli`: the command line.
+
+benchmarks/README.md says how to run them and how to read their figures.
+"""

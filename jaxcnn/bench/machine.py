@@ -1,0 +1,34 @@
+"""What a benchmark ran on: the accelerator's kind, or the CPU's model and cores."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import jax
+
+
+def device_name() -> str:
+    """What the figures were measured on: the accelerator's kind, or the CPU's model and cores.
+
+    On CPU, e.g. `cpu (AMD EPYC, 2 cores, 1 XLA device(s))`: the cores this
+    process may run on, and the XLA devices they are split into.
+    """
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        return f"{device.platform} ({device.device_kind})"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"cpu ({cpu_model()}, {cores} cores, {jax.device_count()} XLA device(s))"
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name as Linux reports it, else what `platform` knows (`x86_64`)."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()

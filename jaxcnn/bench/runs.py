@@ -1,0 +1,93 @@
+"""`python -m jaxcnn.bench runs`: whole `train.py` runs, timed as a user feels them.
+
+Each config trains in its own process, as the README's command runs it, from
+process start to exit. The report keeps the final test accuracy, the whole
+process's time, the time until the test accuracy first reached `--target`
+(process start-up included), and the median epoch's img/s.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from jaxcnn.bench.machine import device_name
+from jaxcnn.training import METRICS_FILE, read_metrics
+
+TRAIN_SCRIPT = Path("train.py")  # the repository's, run from its root
+
+
+def run_config(
+    config: str, workdir: Path, overrides: Sequence[str] = (), target: float = 0.9
+) -> dict:
+    """Trains `config` in a fresh process in `workdir`; its report row.
+
+    Raises:
+      RuntimeError: if the run fails, with the last line it printed.
+    """
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, str(TRAIN_SCRIPT), "--config", config, "--workdir", str(workdir)]
+        + list(overrides),
+        capture_output=True,
+        text=True,
+    )
+    wall = time.perf_counter() - start
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["(nothing printed)"])[-1]
+        raise RuntimeError(f"{config}: train.py exited {result.returncode}: {last}")
+    rows = read_metrics(workdir / METRICS_FILE)
+    # Outside train_and_evaluate's clock: imports and start-up before it, exit after.
+    outside = wall - rows[-1]["elapsed_s"]
+    reached = [r for r in rows if r["test_accuracy"] >= target]
+    return {
+        "config": config,
+        "overrides": list(overrides),
+        "epochs": rows[-1]["epoch"],
+        "test_accuracy": rows[-1]["test_accuracy"],
+        "wall_s": wall,
+        "target": target,
+        "time_to_target_s": outside + reached[0]["elapsed_s"] if reached else None,
+        "images_per_s": statistics.median(r["images_per_s"] for r in rows),
+    }
+
+
+def bench_runs(
+    configs: Sequence[str], out: Path, overrides: Sequence[str] = (), target: float = 0.9
+) -> dict:
+    """One whole run of each config, one after another; writes `runs.json` and `runs.md`."""
+    rows = []
+    for config in configs:
+        with tempfile.TemporaryDirectory() as workdir:
+            rows.append(run_config(config, Path(workdir), overrides, target))
+    report = {"device": device_name(), "rows": rows}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "runs.json").write_text(json.dumps(report, indent=2))
+    (out / "runs.md").write_text(runs_table(report))
+    return report
+
+
+def runs_table(report: dict) -> str:
+    lines = [
+        f"Device: {report['device']}",
+        "",
+        "| config | epochs | test accuracy | whole run s | to target s | median epoch img/s |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in report["rows"]:
+        config = " ".join([r["config"], *r["overrides"]])
+        reached = r["time_to_target_s"]
+        to_target = (
+            f"{reached:.1f} (>= {r['target']:.0%})" if reached is not None else "not reached"
+        )
+        lines.append(
+            f"| {config} | {r['epochs']} | {r['test_accuracy']:.2%} | {r['wall_s']:.1f} "
+            f"| {to_target} | {r['images_per_s']:,.0f} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,226 @@
+"""Training configs: every key with its default, and every rule a config must keep.
+
+A config is an `ml_collections.ConfigDict`. `defaults()` is the schema: each
+key, its type and its default, commented. Config files (`configs/*.py`)
+start from it and change what their recipe needs; `train.py` overrides keys
+from the command line (`--config.num_epochs=3`). `check(config)` runs every
+rule that needs no data, so that `train.py` and the benchmark reject a
+mistake before anything loads; the names a config may use come from the
+tables that run them (`OPTIMIZERS`, `SCHEDULES`, `MODELS`, `CONV_IMPLS`,
+`AUGMENTATIONS`).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import inspect
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import ml_collections
+
+from jaxcnn import layers, models
+from jaxcnn.augment import AUGMENTATIONS
+from jaxcnn.data import FASHION_MNIST_DIR
+from jaxcnn.optim import OPTIMIZERS, SCHEDULES
+
+# Groups whose keys are free-form: the model's arguments, XLA's options.
+OPEN_GROUPS = ("model", "cpu_compiler_options")
+
+
+class ConfigError(ValueError):
+    """A config value that cannot work; the message names the key."""
+
+
+def defaults() -> ml_collections.ConfigDict:
+    """Every config key with its default: the schema `check` holds configs to."""
+    config = ml_collections.ConfigDict()
+    # Data
+    config.dataset = "fashion_mnist"  # the name the data is prepared under (or a TFDS catalog name)
+    config.data_dir = FASHION_MNIST_DIR  # MNIST-format IDX files; '' -> TFDS's catalog
+    config.tfds_dir = "~/tensorflow_datasets"  # where TFDS keeps prepared datasets
+    config.augment = ""  # one of jaxcnn.augment.AUGMENTATIONS (random, on the device)
+    # Model: `name` is a key of jaxcnn.models.MODELS, the other keys its arguments.
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "lenet"
+    # Optimisation
+    config.optimizer = "adam"  # a key of jaxcnn.optim.OPTIMIZERS
+    config.learning_rate = 1e-3  # the peak, for schedules that rise and fall
+    config.schedule = "constant"  # a key of jaxcnn.optim.SCHEDULES
+    config.warmup_epochs = 0.0  # for 'cosine'
+    config.momentum = 0.0  # sgd only; > 0 uses Nesterov momentum
+    config.weight_decay = 0.0  # adamw only, decoupled
+    config.label_smoothing = 0.0
+    config.batch_size = 256  # global, split over the devices; an epoch drops the last partial one
+    config.eval_batch_size = 1000  # global; evaluation sees every test example
+    config.num_epochs = 10  # also the length of the learning-rate schedule
+    config.steps_per_call = 12  # steps per jitted call, scanned; rounded down to divide an epoch
+    # Devices
+    config.num_devices = 0  # data parallel over this many devices; 0 = all of the default backend's
+    config.cpu_devices = 1  # XLA devices the host CPU is split into (CPU backend only)
+    # XLA compile options for the training and evaluation steps, on CPU devices only.
+    config.cpu_compiler_options = ml_collections.ConfigDict()
+    config.seed = 0
+    return config
+
+
+def _positive_int(minimum: int) -> tuple[Callable[[Any], bool], str]:
+    return (
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= minimum,
+        "a positive int" if minimum == 1 else f"an int >= {minimum}",
+    )
+
+
+def _number(fits: Callable[[float], bool], form: str) -> tuple[Callable[[Any], bool], str]:
+    def ok(v):
+        return (
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and fits(v)
+        )
+
+    return ok, form
+
+
+def _one_of(names) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: v in names), f"one of {sorted(names)}"
+
+
+# key -> (rule, the expected form in words)
+RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "dataset": ((lambda v: isinstance(v, str) and v != ""), "a non-empty name"),
+    "data_dir": ((lambda v: isinstance(v, str)), "a path, or '' for TFDS's catalog"),
+    "tfds_dir": ((lambda v: isinstance(v, str)), "a path"),
+    "augment": _one_of(AUGMENTATIONS),
+    "optimizer": _one_of(OPTIMIZERS),
+    "learning_rate": _number(lambda v: v > 0, "a number > 0"),
+    "schedule": _one_of(SCHEDULES),
+    "warmup_epochs": _number(lambda v: v >= 0, "a number >= 0"),
+    "momentum": _number(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "weight_decay": _number(lambda v: v >= 0, "a number >= 0"),
+    "label_smoothing": _number(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "batch_size": _positive_int(1),
+    "eval_batch_size": _positive_int(1),
+    "num_epochs": _positive_int(0),
+    "steps_per_call": _positive_int(1),
+    "num_devices": (_positive_int(0)[0], "an int >= 0 (0: all)"),
+    "cpu_devices": _positive_int(1),
+    "seed": _positive_int(0),
+}
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+    """Every rule that needs no data: keys, types, ranges and names.
+
+    Raises:
+      ConfigError: naming the first key that breaks a rule, what it holds and
+        what was expected.
+    """
+    schema = defaults()
+    for key in config:
+        if key not in schema:
+            raise ConfigError(f"unknown config key `{key}`; the keys are {sorted(schema)}")
+    for key in schema:
+        if key not in config:
+            raise ConfigError(f"the config has no `{key}`; start it from jaxcnn.config.defaults()")
+    for key, (fits, form) in RULES.items():
+        if not fits(config[key]):
+            raise ConfigError(f"`{key}` must be {form}, got {config[key]!r}")
+    for group in OPEN_GROUPS:
+        if not isinstance(config[group], ml_collections.ConfigDict):
+            raise ConfigError(f"`{group}` must be a group of keys, got {config[group]!r}")
+    check_model(config.model)
+
+
+def check_model(model: ml_collections.ConfigDict) -> None:
+    """`model.name` names a model of `MODELS` whose keyword arguments are the other keys."""
+    kwargs = model.to_dict()
+    name = kwargs.pop("name", None)
+    if name not in models.MODELS:
+        raise ConfigError(f"`model.name` must be one of {sorted(models.MODELS)}, got {name!r}")
+    if "conv_impl" in kwargs:
+        try:
+            layers.conv_impl(kwargs["conv_impl"])
+        except ValueError:
+            raise ConfigError(
+                f"`model.conv_impl` must be one of {sorted(layers.CONV_IMPLS)}, "
+                f"got {kwargs['conv_impl']!r}"
+            ) from None
+    try:
+        inspect.signature(models.MODELS[name]).bind(10, **kwargs)
+    except TypeError:
+        accepted = [
+            p.name
+            for p in inspect.signature(models.MODELS[name]).parameters.values()
+            if p.kind == p.KEYWORD_ONLY
+        ]
+        unknown = sorted(set(kwargs) - set(accepted))
+        raise ConfigError(f"`model` {name!r} takes the keys {accepted}, not {unknown}") from None
+    try:
+        models.MODELS[name](10, **kwargs)  # builds no arrays: checks what needs no image size
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"`model` keys do not fit {name!r}: {e}") from None
+
+
+def full_batches(config: ml_collections.ConfigDict, num_train: int) -> int:
+    """The full batches of `config.batch_size` in `num_train` examples: the rule that needs the data.
+
+    Raises:
+      ConfigError: if the batch is larger than the training set.
+    """
+    if config.batch_size > num_train:
+        raise ConfigError(
+            f"`batch_size` ({config.batch_size}) is larger than the training set ({num_train})"
+        )
+    return num_train // config.batch_size
+
+
+def load(path: str | Path) -> ml_collections.ConfigDict:
+    """Runs `get_config()` from a config file, as train.py's `--config` does.
+
+    A config in a package (a folder with `__init__.py`, as `configs/` is) may
+    import its siblings through it, `from configs import lenet_d2l`, whatever
+    the working directory: the package's parent joins `sys.path`, as the
+    script's folder does for train.py.
+
+    Raises:
+      ConfigError: if there is no file at `path`.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"no config file {path}")
+    folder = path.resolve().parent
+    if (folder / "__init__.py").is_file() and str(folder.parent) not in sys.path:
+        sys.path.append(str(folder.parent))
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None  # a .py file that exists
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+def override(config: ml_collections.ConfigDict, setting: str) -> None:
+    """Sets `KEY=VALUE` in `config`: a dotted key that exists, a Python literal or a bare string.
+
+    Raises:
+      ConfigError: if `setting` is not `KEY=VALUE`, the key is not in
+        `config`, or the value's type does not fit the key's.
+    """
+    key, sep, text = setting.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"`{setting}` is not KEY=VALUE")
+    node = config
+    for part in key.split("."):
+        if not hasattr(node, "keys") or part not in node:
+            raise ConfigError(f"`{setting}`: the config has no key {key!r}")
+        node = node[part]
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = text  # a bare word, such as lax
+    try:
+        config.update_from_flattened_dict({key: value})
+    except TypeError as e:
+        raise ConfigError(f"`{setting}`: {e}") from None

@@ -1,0 +1,42 @@
+"""Optimizers and learning-rate schedules by name: the tables a config's names come from."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import ml_collections
+import optax
+
+# name -> schedule(peak learning rate, total steps, warm-up steps)
+SCHEDULES: dict[str, Callable[[float, int, int], optax.Schedule]] = {
+    "constant": lambda lr, total, warmup: optax.constant_schedule(lr),
+    "cosine": lambda lr, total, warmup: optax.warmup_cosine_decay_schedule(
+        0.0, lr, warmup, max(total, warmup + 1)
+    ),
+    "onecycle": lambda lr, total, warmup: optax.cosine_onecycle_schedule(max(total, 1), lr),
+}
+
+# name -> optimizer(schedule, config): the config supplies momentum and weight decay.
+OPTIMIZERS: dict[
+    str, Callable[[optax.Schedule, ml_collections.ConfigDict], optax.GradientTransformation]
+] = {
+    "sgd": lambda schedule, config: optax.sgd(
+        schedule, momentum=config.momentum or None, nesterov=config.momentum > 0
+    ),
+    "adam": lambda schedule, config: optax.adam(schedule),
+    "adamw": lambda schedule, config: optax.adamw(schedule, weight_decay=config.weight_decay),
+}
+
+
+def build_optimizer(
+    config: ml_collections.ConfigDict, steps_per_epoch: int
+) -> optax.GradientTransformation:
+    """`config.optimizer` over `config.schedule`, which runs `num_epochs * steps_per_epoch` steps.
+
+    The names are checked by `jaxcnn.config.check`; here they must be keys of
+    `OPTIMIZERS` and `SCHEDULES`.
+    """
+    total = config.num_epochs * steps_per_epoch
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    schedule = SCHEDULES[config.schedule](config.learning_rate, total, warmup)
+    return OPTIMIZERS[config.optimizer](schedule, config)

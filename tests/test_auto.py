@@ -1,0 +1,69 @@
+"""conv2d_auto's choice of kernel, per layer shape and backend."""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import reference
+
+import jaxcnn
+from jaxcnn.auto import BANDED_MAX_CHANNELS, TAP_SUM_MAX_CHANNELS, choose_kernel
+
+
+@pytest.mark.parametrize(
+    "group_in, groups, backend, kernel",
+    [
+        (1, 1, "cpu", "tap_sum"),
+        (TAP_SUM_MAX_CHANNELS, 2, "cpu", "tap_sum"),
+        (TAP_SUM_MAX_CHANNELS + 1, 1, "cpu", "banded"),
+        (BANDED_MAX_CHANNELS, 1, "cpu", "banded"),
+        (BANDED_MAX_CHANNELS, 2, "cpu", "lax"),
+        (BANDED_MAX_CHANNELS + 1, 1, "cpu", "lax"),
+        (1, 1, "gpu", "lax"),
+        (8, 1, "gpu", "lax"),
+        (1, 1, "tpu", "lax"),
+        (8, 1, "tpu", "lax"),
+    ],
+)
+def test_kernel_by_channels_and_backend(group_in, groups, backend, kernel):
+    assert choose_kernel(group_in, groups, backend) == kernel
+
+
+def test_default_backend_is_jaxs():
+    assert choose_kernel(1, 1) == ("tap_sum" if jax.default_backend() == "cpu" else "lax")
+
+
+def conv_primitives(fn, *args) -> int:
+    return str(jax.make_jaxpr(fn)(*args)).count("conv_general_dilated")
+
+
+@pytest.mark.parametrize("channels", [1, 8])
+def test_off_the_cpu_every_layer_is_lax_with_the_same_numbers(channels):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 9, 9, channels)).astype(np.float32)
+    params = {"kernel": rng.standard_normal((3, 3, channels, 4)).astype(np.float32)}
+    expected = reference.conv2d(x, params["kernel"], padding=((1, 1), (1, 1)))
+    for backend in ("cpu", "gpu", "tpu"):
+        conv = functools.partial(jaxcnn.conv2d_auto, padding=1, backend=backend)
+        np.testing.assert_allclose(conv(params, x), expected, rtol=1e-5, atol=1e-5)
+        # What each backend runs, read from the traced program: tap sums and bands use no conv.
+        assert conv_primitives(conv, params, x) == (0 if backend == "cpu" else 1)
+        # Off the CPU the gradients are autodiff's, so forward mode works too.
+        if backend != "cpu":
+            jax.jvp(functools.partial(conv, params), (jnp.asarray(x),), (jnp.ones_like(x),))
+
+
+def test_fused_conv_pool_off_the_cpu_is_conv_then_pool():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 8, 8, 3)).astype(np.float32)
+    params = {
+        "kernel": rng.standard_normal((3, 3, 3, 5)).astype(np.float32),
+        "bias": rng.standard_normal(5).astype(np.float32),
+    }
+    expected = jaxcnn.max_pool2d(jaxcnn.conv2d(params, x, padding=1), 2)
+    for backend in ("cpu", "gpu"):
+        fused = functools.partial(jaxcnn.conv2d_max_pool, window=2, padding=1, backend=backend)
+        np.testing.assert_allclose(fused(params, x), expected, rtol=1e-5, atol=1e-5)
+        assert conv_primitives(fused, params, x) == (0 if backend == "cpu" else 1)
