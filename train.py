@@ -1,9 +1,11 @@
 """Train a jaxcnn model: `python train.py --config configs/lenet.py --workdir runs/lenet`.
 
 Any config key can be overridden, e.g. `--config.num_epochs=3`. Rerunning with
-the same --workdir resumes from its latest checkpoint. Anything a user can get
-wrong (a flag, a config value, the data, the workdir) is one line on stderr
-and exit status 1, before any data loads where the data is not the problem.
+the same --workdir resumes from its latest intact checkpoint. Anything a user
+can get wrong (a flag, a config value, the data, the workdir) is one line on
+stderr and exit status 1, before any data loads where the data is not the
+problem. SIGTERM and Ctrl-C save a checkpoint and exit 143 and 130; a
+diverging loss exits 3 (`jaxcnn.stop`).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxcnn import config as config_lib
-from jaxcnn import data, malloc, parallel, training
+from jaxcnn import data, malloc, parallel, training, xla
+from jaxcnn.checkpoint import SaveError
+from jaxcnn.stop import EXIT_SIGINT, Diverged, Stopped
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -94,8 +98,10 @@ def main(argv: list[str]) -> None:
     config = FLAGS.config
     try:
         config_lib.check(config)
-        # Both before JAX starts: they fix the devices it will see.
+        # Before JAX starts: they fix the devices it will see, and where compiles are kept.
         parallel.use_cpu_devices(config.cpu_devices)
+        if config.compile_cache_dir:
+            xla.use_compilation_cache(config.compile_cache_dir)
     except ValueError as e:
         fail(str(e))
     if FLAGS.distributed:
@@ -104,8 +110,14 @@ def main(argv: list[str]) -> None:
         jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
     try:
         training.train_and_evaluate(config, FLAGS.workdir)
-    except (data.DataError, config_lib.ConfigError) as e:
+    except (data.DataError, config_lib.ConfigError, SaveError) as e:
         fail(str(e))
+    except (Stopped, Diverged) as e:
+        print(f"train.py: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:  # before the loop takes Ctrl-C over: nothing to save yet
+        print("train.py: interrupted before training started; nothing was saved", file=sys.stderr)
+        sys.exit(EXIT_SIGINT)
 
 
 if __name__ == "__main__":

@@ -59,12 +59,18 @@ def defaults() -> ml_collections.ConfigDict:
     config.eval_batch_size = 1000  # global; evaluation sees every test example
     config.num_epochs = 10  # also the length of the learning-rate schedule
     config.steps_per_call = 12  # steps per jitted call, scanned; rounded down to divide an epoch
+    config.max_loss = 0.0  # stop when a step's loss passes this (0: off); NaN or inf always stops
+    # Checkpoints
+    config.checkpoint_every_steps = 500  # and at every epoch's end; 0: at epochs' ends only
+    config.keep_checkpoints = 3  # the newest this many are kept
     # Devices
     config.num_devices = 0  # data parallel over this many devices; 0 = all of the default backend's
     config.cpu_devices = 1  # XLA devices the host CPU is split into (CPU backend only)
     # XLA compile options for the training and evaluation steps, on CPU devices only.
     config.cpu_compiler_options = ml_collections.ConfigDict()
     config.seed = 0
+    # Compiled programs are kept here across runs ('' for none): a rerun compiles nothing new.
+    config.compile_cache_dir = "~/.cache/jaxcnn/xla"
     return config
 
 
@@ -108,6 +114,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "num_devices": (_positive_int(0)[0], "an int >= 0 (0: all)"),
     "cpu_devices": _positive_int(1),
     "seed": _positive_int(0),
+    "max_loss": _number(lambda v: v >= 0, "a number >= 0 (0: off)"),
+    "checkpoint_every_steps": (_positive_int(0)[0], "an int >= 0 (0: at epochs' ends only)"),
+    "keep_checkpoints": _positive_int(1),
+    "compile_cache_dir": ((lambda v: isinstance(v, str)), "a path, or '' for none"),
 }
 
 

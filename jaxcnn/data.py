@@ -22,6 +22,7 @@ from typing import NamedTuple
 import jax
 import numpy as np
 import tensorflow_datasets as tfds
+from absl import logging
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
 SPLIT_PREFIXES = {"train": "train", "test": "t10k"}
@@ -110,12 +111,18 @@ def dataset_builder(
         source = Path(data_dir).expanduser()
         if not source.is_dir():
             idx_path(source, "train", "images")  # raises with instructions
-        return IdxImages(
-            source_dir=source,
-            config=tfds.core.BuilderConfig(name=name),
-            data_dir=tfds_dir,
-            file_format="array_record",
-        )
+        # TFDS warns that a config made here is "custom": it is, by design.
+        verbosity = logging.get_verbosity()
+        logging.set_verbosity(logging.ERROR)
+        try:
+            return IdxImages(
+                source_dir=source,
+                config=tfds.core.BuilderConfig(name=name),
+                data_dir=tfds_dir,
+                file_format="array_record",
+            )
+        finally:
+            logging.set_verbosity(verbosity)
     try:
         return tfds.builder(name, data_dir=tfds_dir, file_format="array_record")
     except Exception as e:  # TFDS raises several types for an unknown name

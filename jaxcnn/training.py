@@ -1,148 +1,37 @@
-"""Training and evaluation: `train_and_evaluate(config, workdir)`.
+"""Training and evaluation: `train_and_evaluate(config, workdir)`, which never loses a run.
 
-One jitted `train_steps` runs one step (or, with `steps_per_call` > 1, a
-`lax.scan` over several), gathering each batch on the devices from the
-device-resident split; one jitted `evaluate` scores a whole split. Training is
-data parallel over `config.num_devices` devices (see `jaxcnn.parallel`): the
-state and the splits are replicated, each batch is split across the devices.
-State is a small NamedTuple checkpointed with orbax after every epoch;
-rerunning with the same workdir resumes from the latest.
+The loop runs `jaxcnn.trainer`'s jitted steps, `steps_per_call` to a call,
+and evaluates after every epoch. It saves a checkpoint every
+`checkpoint_every_steps` steps and at each epoch's end (`jaxcnn.checkpoint`);
+rerunning with the same workdir resumes from the newest intact one, with the
+same data order and random draws, so that the result is the one an
+uninterrupted run gives. SIGTERM and Ctrl-C stop it at the end of the current
+call, after a checkpoint (`jaxcnn.stop`); a non-finite loss, or one above
+`max_loss`, stops it before anything of it is saved.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
-import orbax.checkpoint as ocp
-from jax.sharding import Mesh
 from tqdm import tqdm
 
-from jaxcnn import data, layers, models, parallel, xla
-from jaxcnn.augment import augment
+from jaxcnn import data, layers, parallel
+from jaxcnn.checkpoint import Checkpoints, SaveError
 from jaxcnn.config import ConfigError, check, full_batches
-from jaxcnn.optim import build_optimizer
+from jaxcnn.metrics import CURVES_FILE, METRICS_FILE, append_metrics, plot_curves, reconcile
+from jaxcnn.stop import Diverged, Stopped, StopRequests
+from jaxcnn.trainer import Trainer, TrainState, compiler_options, create_trainer, device_mesh
 
-METRICS_FILE = "metrics.jsonl"
-CURVES_FILE = "learning_curves.png"
-
-
-class TrainState(NamedTuple):
-    params: Any  # {layer name: {"kernel": ..., "bias": ...}}
-    opt_state: Any
-    step: jax.Array  # [] int32, optimizer steps taken
-    rng: jax.Array  # [2] uint32 raw key data, split once per step
-
-
-def build_model(config: ml_collections.ConfigDict, num_classes: int) -> layers.Sequential:
-    """The model named by `config.model.name`, with the rest of `config.model` as arguments.
-
-    The names and keys are checked by `jaxcnn.config.check`.
-    """
-    kwargs = config.model.to_dict()
-    return models.MODELS[kwargs.pop("name")](num_classes, **kwargs)
-
-
-def scores(log_p: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Per-example cross-entropy and 0/1 correctness from `[B, classes]` log-probabilities."""
-    cross_entropy = -jnp.take_along_axis(log_p, labels[:, None], axis=-1)[:, 0]
-    return cross_entropy, (jnp.argmax(log_p, -1) == labels).astype(log_p.dtype)
-
-
-class Trainer:
-    """The jitted pieces of training, closed over the model, optimizer, data statistics and mesh."""
-
-    def __init__(
-        self,
-        config,
-        model,
-        optimizer,
-        mean: float,
-        std: float,
-        mesh: Mesh,
-        compiler_options: dict[str, Any] | None = None,
-    ):
-        self.config, self.model, self.optimizer = config, model, optimizer
-        self.mean, self.std, self.mesh = mean, std, mesh
-        options = compiler_options or None
-        self.train_steps = jax.jit(self._train_steps, donate_argnums=0, compiler_options=options)
-        self.evaluate = jax.jit(self._evaluate, compiler_options=options)
-
-    def replicate(self, tree):
-        """`tree`'s arrays (state, a data split) in full on every device of the mesh."""
-        return parallel.put(tree, parallel.replicated(self.mesh))
-
-    def shard_batches(self, tree):
-        """`[..., batch]` index arrays, split along the last (example) axis over the mesh."""
-        return jax.tree.map(
-            lambda x: parallel.put(x, parallel.batch_sharded(self.mesh, np.ndim(x) - 1)), tree
-        )
-
-    def normalize(self, images: jax.Array) -> jax.Array:
-        return (images.astype(jnp.float32) / 255.0 - self.mean) / self.std
-
-    def loss(self, params, x, labels):
-        """Label-smoothed cross-entropy to minimise; plain cross-entropy and accuracy to report."""
-        log_p = jax.nn.log_softmax(self.model.apply(params, x))
-        targets = optax.smooth_labels(
-            jax.nn.one_hot(labels, log_p.shape[-1]), self.config.label_smoothing
-        )
-        loss = -jnp.sum(targets * log_p, axis=-1).mean()
-        cross_entropy, correct = scores(log_p, labels)
-        return loss, (cross_entropy.mean(), correct.mean())
-
-    def train_step(self, state: TrainState, images, labels) -> tuple[TrainState, dict]:
-        rng, aug_key = jax.random.split(jax.random.wrap_key_data(state.rng))
-        x = augment(aug_key, self.normalize(images), self.config.augment)
-        (_, (loss, accuracy)), grads = jax.value_and_grad(self.loss, has_aux=True)(
-            state.params, x, labels
-        )
-        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        state = TrainState(params, opt_state, state.step + 1, jax.random.key_data(rng))
-        return state, {"loss": loss, "accuracy": accuracy}
-
-    def _train_steps(
-        self, state: TrainState, images, labels, batch_index
-    ) -> tuple[TrainState, dict]:
-        """`train_steps` (jitted, donating `state`): runs `batch_index.shape[0]` steps;
-        returns the state and per-step metrics.
-
-        `batch_index`: `(steps, batch)` indices into `images` and `labels`.
-        Several steps run as one `lax.scan`; one is traced on its own.
-        """
-
-        def step(state, index):
-            return self.train_step(state, images[index], labels[index])
-
-        if batch_index.shape[0] == 1:
-            state, metrics = step(state, batch_index[0])
-            return state, jax.tree.map(lambda m: m[None], metrics)
-        return jax.lax.scan(step, state, batch_index)
-
-    def _evaluate(self, params, images, labels, batch_index, mask) -> dict:
-        """`evaluate` (jitted): mean loss and accuracy over the masked examples of `batch_index`."""
-
-        def batch(totals, inputs):
-            index, weight = inputs
-            log_p = jax.nn.log_softmax(self.model.apply(params, self.normalize(images[index])))
-            loss, correct = scores(log_p, labels[index])
-            return jax.tree.map(
-                jnp.add, totals, (jnp.sum(loss * weight), jnp.sum(correct * weight))
-            ), None
-
-        (loss, correct), _ = jax.lax.scan(batch, (0.0, 0.0), (batch_index, mask))
-        count = jnp.sum(mask)
-        return {"loss": loss / count, "accuracy": correct / count}
+CHECKPOINT_DIR = "checkpoints"
 
 
 def load_data(config) -> tuple[data.Split, data.Split, int]:
@@ -150,76 +39,6 @@ def load_data(config) -> tuple[data.Split, data.Split, int]:
     train, test = data.load_split(builder, "train"), data.load_split(builder, "test")
     num_classes = builder.info.features["label"].num_classes
     return train, test, num_classes
-
-
-def create_trainer(
-    config,
-    train: data.Split,
-    num_classes: int,
-    steps_per_epoch: int,
-    mesh: Mesh | None = None,
-    options: dict[str, Any] | None = None,
-) -> tuple[Trainer, TrainState]:
-    """The model, optimizer, normalisation and mesh for `config`, and the initial state.
-
-    The state is replicated over the mesh (default: `device_mesh(config)`);
-    `options` are the steps' compile options (default: `compiler_options`).
-    """
-    mesh = mesh or device_mesh(config)
-    options = compiler_options(config, mesh) if options is None else options
-    model = build_model(config, num_classes)
-    init_key, train_key = jax.random.split(jax.random.key(config.seed))
-    input_shape = (1, *train.images.shape[1:])
-    # One compiled init rather than many small eager ops, which dispatch one by one.
-    try:
-        params = jax.jit(lambda key: model.init(key, input_shape)[1])(init_key)
-    except ValueError as e:  # a width or a kernel that does not fit, named by the layer
-        raise ConfigError(f"`model`: {e}") from None
-    optimizer = build_optimizer(config, steps_per_epoch)
-    state = TrainState(
-        params, optimizer.init(params), jnp.zeros((), jnp.int32), jax.random.key_data(train_key)
-    )
-    pixels = train.images.astype(np.float32) / 255.0
-    trainer = Trainer(
-        config,
-        model,
-        optimizer,
-        float(pixels.mean()),
-        float(pixels.std()),
-        mesh,
-        options,
-    )
-    return trainer, trainer.replicate(state)
-
-
-def device_mesh(config) -> Mesh:
-    """The data-parallel mesh for `config.num_devices`; each batch must split evenly over it."""
-    try:
-        mesh = parallel.data_mesh(config.num_devices)
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
-    for key in ("batch_size", "eval_batch_size"):
-        if config[key] % mesh.size:
-            raise ConfigError(
-                f"`{key}` ({config[key]}) must be a multiple of the {mesh.size} devices "
-                "it is split over (`num_devices`)"
-            )
-    return mesh
-
-
-def compiler_options(config, mesh: Mesh) -> dict[str, Any]:
-    """`config.cpu_compiler_options` if `mesh` is CPU devices, less those this XLA lacks.
-
-    The options are XLA's, for the CPU compiler of the jitted training and
-    evaluation steps; see `jaxcnn.xla.available_options`. A value XLA rejects
-    is a ConfigError.
-    """
-    if any(device.platform != "cpu" for device in mesh.devices.flat):
-        return {}
-    try:
-        return xla.available_options(config.cpu_compiler_options, prefix="cpu_compiler_options.")
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
 
 
 def prepare_workdir(workdir: str | Path) -> Path:
@@ -248,15 +67,45 @@ def chunk_size(steps_per_epoch: int, wanted: int) -> int:
     )
 
 
+def fingerprint(config: ml_collections.ConfigDict) -> dict:
+    """What a checkpoint's state depends on: resuming under another of these cannot work."""
+    made_by = {"model": config.model.to_dict(), "optimizer": config.optimizer}
+    return json.loads(json.dumps(made_by))  # tuples as lists, as a JSON record holds them
+
+
+@dataclasses.dataclass
+class Position:
+    """Where training stands: finished epochs, and the steps into the next one.
+
+    `losses` and `accuracies` are the per-step metrics of the unfinished
+    epoch, and `seconds` the time spent on them, so that a resumed epoch
+    reports what an uninterrupted one would.
+    """
+
+    epochs: int = 0
+    epoch_steps: int = 0
+    losses: list[float] = dataclasses.field(default_factory=list)
+    accuracies: list[float] = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    line: dict | None = None  # the last finished epoch's metrics line
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     """Trains `config`'s model, evaluating after every epoch; resumes from `workdir`.
 
-    Writes `<workdir>/metrics.jsonl` (one JSON line per epoch, appended),
-    `<workdir>/checkpoints/` (orbax, one per epoch), `<workdir>/config.json`
-    and `<workdir>/learning_curves.png`.
+    Writes `<workdir>/metrics.jsonl` (one JSON line per epoch), `checkpoints/`
+    (orbax: the last `keep_checkpoints`), `config.json` and
+    `learning_curves.png`. Every config rule is checked before the data loads.
 
     Returns:
-      The last epoch's metrics (the restored one if nothing was left to train).
+      The last epoch's metrics (the restored model's test scores if nothing
+      was left to train).
+
+    Raises:
+      ConfigError, data.DataError: a config or the data that cannot work.
+      Stopped: SIGTERM or Ctrl-C, after saving a checkpoint.
+      Diverged: a non-finite loss, or one above `max_loss`.
+      SaveError: a checkpoint could not be written (a full disk).
     """
     start_time = time.perf_counter()
     check(config)
@@ -264,138 +113,268 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     mesh = device_mesh(config)
     options = compiler_options(config, mesh)
     train, test, num_classes = load_data(config)
-    n_train = train.images.shape[0]
-    steps_per_epoch = full_batches(config, n_train)
-
+    steps_per_epoch = full_batches(config, train.images.shape[0])
     trainer, state = create_trainer(config, train, num_classes, steps_per_epoch, mesh, options)
-    model, input_shape = trainer.model, (1, *train.images.shape[1:])
-    train_images, train_labels, test_images, test_labels = trainer.replicate((*train, *test))
-    lead = jax.process_index() == 0  # across hosts, one process reports
-    # XLA's CPU collectives block threads of the pool that queued steps need
-    # too: over several CPU devices, steps run one at a time or may deadlock.
-    one_at_a_time = trainer.mesh.size > 1 and jax.default_backend() == "cpu"
-    report = print if lead else lambda *args, **kwargs: None
+    run = Run(config, workdir, trainer, train, test, steps_per_epoch, start_time)
+    try:
+        with StopRequests() as stops:
+            return run.train(state, stops)
+    finally:
+        run.checkpoints.close()
 
-    checkpoints = ocp.CheckpointManager(
-        workdir / "checkpoints", options=ocp.CheckpointManagerOptions(max_to_keep=3, create=True)
-    )
-    start_epoch = 0
-    if checkpoints.latest_step() is not None:
-        start_epoch = checkpoints.latest_step()
-        try:
-            state = checkpoints.restore(start_epoch, args=ocp.args.StandardRestore(state))
-        except Exception as e:
-            raise ConfigError(
-                f"the checkpoints in {workdir / 'checkpoints'} do not fit this config ({type(e).__name__}); "
-                "use another --workdir"
-            ) from None
+
+class Run:
+    """One `train_and_evaluate` call: its data on the devices, checkpoints and metrics."""
+
+    def __init__(
+        self,
+        config: ml_collections.ConfigDict,
+        workdir: Path,
+        trainer: Trainer,
+        train: data.Split,
+        test: data.Split,
+        steps_per_epoch: int,
+        start_time: float,
+    ):
+        self.config, self.workdir, self.trainer = config, workdir, trainer
+        self.steps_per_epoch, self.start_time = steps_per_epoch, start_time
+        self.num_train = train.images.shape[0]
+        self.input_shape = (1, *train.images.shape[1:])
+        self.images, self.labels, self.test_images, self.test_labels = trainer.replicate(
+            (*train, *test)
+        )
+        self.eval_index, self.eval_mask = trainer.shard_batches(
+            data.eval_batches(test.images.shape[0], config.eval_batch_size)
+        )
+        self.chunk = chunk_size(steps_per_epoch, config.steps_per_call)
+        self.lead = jax.process_index() == 0  # across hosts, one process reports and writes
+        # XLA's CPU collectives block threads of the pool that queued steps need
+        # too: over several CPU devices, steps run one at a time or may deadlock.
+        self.one_at_a_time = trainer.mesh.size > 1 and jax.default_backend() == "cpu"
+        self.metrics_path = workdir / METRICS_FILE
+        self.checkpoints = Checkpoints(
+            workdir / CHECKPOINT_DIR, config.keep_checkpoints, self.report
+        )
+
+    def report(self, line: str) -> None:
+        if self.lead:
+            print(line, flush=True)
+
+    def train(self, state: TrainState, stops: StopRequests) -> dict:
+        state, position = self.resume(state)
+        if self.lead:
+            (self.workdir / "config.json").write_text(self.config.to_json(indent=2))
+        last = None
+        for epoch in range(position.epochs + 1, self.config.num_epochs + 1):
+            state, position = self.run_epoch(state, position, epoch, stops)
+            last = position.line
+        self.checkpoints.wait()
+        if last is None:  # nothing left to train: report the restored model
+            last = {"epoch": position.epochs, "step": self.step(state), **self.test(state)}
+            self.report(
+                f"Nothing to train: epoch {position.epochs} of {self.config.num_epochs} is done; "
+                f"test accuracy {last['test_accuracy']:.4f}"
+            )
+        if self.lead and self.metrics_path.exists():
+            plot_curves(self.metrics_path, self.workdir / CURVES_FILE)
+        return last
+
+    def resume(self, state: TrainState) -> tuple[TrainState, Position]:
+        """The newest intact checkpoint's state and position, or `state` at the start."""
+        restored = self.checkpoints.restore_latest(state, self.check_record)
+        if restored is None:
+            config = self.config
+            self.report(
+                f"{config.model.name}: {self.num_train} training images, {self.steps_per_epoch} "
+                f"steps of {config.batch_size} per epoch on {self.trainer.mesh.size} "
+                f"{jax.default_backend()} device(s)"
+            )
+            self.report(layers.summary(self.trainer.model, state.params, self.input_shape))
+            self.reconcile(0, None)
+            return state, Position()
+        state, record = restored
         state = TrainState(*state)
-        report(
-            f"Resuming from epoch {start_epoch} (step {parallel.fetch(state.step)}) in {workdir}"
+        position = Position(
+            record["epochs"],
+            record["epoch_steps"],
+            record["losses"],
+            record["accuracies"],
+            record["seconds"],
+            record["line"],
         )
-    else:
-        report(
-            f"{config.model.name}: {n_train} training images, {steps_per_epoch} steps of "
-            f"{config.batch_size} per epoch on {trainer.mesh.size} {jax.default_backend()} device(s)"
+        self.reconcile(position.epochs, position.line)
+        self.report(
+            f"Resuming from epoch {position.epochs + 1}, step {self.step(state)} "
+            f"({position.epoch_steps} of its {self.steps_per_epoch}) in {self.workdir}"
         )
-        report(layers.summary(model, state.params, input_shape))
-    if lead:
-        (workdir / "config.json").write_text(config.to_json(indent=2))
+        return state, position
 
-    eval_index, eval_mask = trainer.shard_batches(
-        data.eval_batches(test.images.shape[0], config.eval_batch_size)
-    )
+    def reconcile(self, epochs: int, owed: dict | None) -> None:
+        """`metrics.jsonl` made to agree with the state training starts from (`metrics.reconcile`)."""
+        if not self.lead:
+            return
+        try:
+            reconcile(self.metrics_path, epochs, owed)
+        except OSError as e:
+            raise SaveError(f"could not write {self.metrics_path} ({e.strerror or e})") from None
 
-    def test_scores(params) -> dict:
-        scored = trainer.evaluate(params, test_images, test_labels, eval_index, eval_mask)
-        return {f"test_{k}": float(v) for k, v in parallel.fetch(scored).items()}
+    def check_record(self, record: dict) -> None:
+        """Raises `ConfigError` if a checkpoint's record does not fit this run's config."""
+        made_by, now = _flat(record.get("fingerprint", {})), _flat(fingerprint(self.config))
+        if made_by != now:
+            differs = sorted(k for k in made_by.keys() | now.keys() if made_by.get(k) != now.get(k))
+            raise ConfigError(
+                f"the checkpoints in {self.checkpoints.directory} were made by another config "
+                f"(it differs in {', '.join(differs)}); use another --workdir, or the config "
+                f"they were made with ({self.workdir / 'config.json'})"
+            )
+        if record["epoch_steps"] and record["steps_per_epoch"] != self.steps_per_epoch:
+            raise ConfigError(
+                f"the newest checkpoint in {self.checkpoints.directory} stopped mid-epoch with "
+                f"{record['steps_per_epoch']} steps per epoch, and this config has "
+                f"{self.steps_per_epoch}: resume with the `batch_size` it was made with"
+            )
 
-    chunk = chunk_size(steps_per_epoch, config.steps_per_call)
-    metrics_path = workdir / METRICS_FILE
-    last = None
-    for epoch in range(start_epoch + 1, config.num_epochs + 1):
-        epoch_start = time.perf_counter()
+    def run_epoch(
+        self, state: TrainState, position: Position, epoch: int, stops: StopRequests
+    ) -> tuple[TrainState, Position]:
+        """Trains the rest of `epoch` from `position`, then evaluates and saves a checkpoint."""
+        config, chunk = self.config, self.chunk
         perm_key = jax.random.fold_in(jax.random.key(config.seed), epoch)
-        batch_index = np.asarray(data.epoch_batches(perm_key, n_train, config.batch_size))
-        train_metrics = []
+        order = np.asarray(data.epoch_batches(perm_key, self.num_train, config.batch_size))
+        start = time.perf_counter() - position.seconds
+        pending: list[dict] = []  # metrics of calls not yet read back (read one call late)
         bar = tqdm(
-            total=steps_per_epoch,
+            total=self.steps_per_epoch,
+            initial=position.epoch_steps,
             desc=f"epoch {epoch}/{config.num_epochs}",
             unit="step",
-            disable=not (lead and sys.stderr.isatty()),
+            disable=not (self.lead and sys.stderr.isatty()),
             leave=False,
         )
-        for index in batch_index.reshape(-1, chunk, config.batch_size):
-            index = trainer.shard_batches(index)
-            state, metrics = trainer.train_steps(state, train_images, train_labels, index)
-            if one_at_a_time:
+        every = config.checkpoint_every_steps
+        for first in range(position.epoch_steps, self.steps_per_epoch, chunk):
+            index = self.trainer.shard_batches(order[first : first + chunk])
+            state, metrics = self.trainer.train_steps(state, self.images, self.labels, index)
+            pending.append(metrics)
+            if self.one_at_a_time:
                 jax.block_until_ready(metrics)
-            train_metrics.append(metrics)
+            self.read_back(pending[:-1], position, epoch)
+            del pending[:-1]
             bar.update(chunk)
+            done = first + chunk
+            step = (epoch - 1) * self.steps_per_epoch + done
+            due = every and step // every > (step - chunk) // every
+            if (due or stops.requested) and done < self.steps_per_epoch:
+                self.read_back(pending, position, epoch)
+                pending.clear()
+                position.epoch_steps, position.seconds = done, time.perf_counter() - start
+                self.save(state, position)
+                if stops.requested:
+                    self.checkpoints.wait()
+                    raise Stopped(
+                        f"stopped by {stops.name()} at epoch {epoch}, step {step}; its checkpoint "
+                        f"is saved: rerun the same command to resume from it",
+                        stops.exit_code(),
+                    )
         bar.close()
-        train_metrics = jax.tree.map(
-            lambda *m: float(np.mean(np.concatenate(m))), *parallel.fetch(train_metrics)
-        )
-        epoch_time = time.perf_counter() - epoch_start
-        test_metrics = test_scores(state.params)
-        checkpoints.save(epoch, args=ocp.args.StandardSave(state))
-        last = {
+        self.read_back(pending, position, epoch)
+        seconds = time.perf_counter() - start
+        line = {
             "epoch": epoch,
-            "step": int(parallel.fetch(state.step)),
-            "train_loss": train_metrics["loss"],
-            "train_accuracy": train_metrics["accuracy"],
-            **test_metrics,
-            "epoch_time_s": epoch_time,
-            "images_per_s": steps_per_epoch * config.batch_size / epoch_time,
-            "elapsed_s": time.perf_counter() - start_time,
+            "step": self.step(state),
+            "train_loss": float(np.mean(np.asarray(position.losses, np.float32))),
+            "train_accuracy": float(np.mean(np.asarray(position.accuracies, np.float32))),
+            **self.test(state),
+            "epoch_time_s": seconds,
+            "images_per_s": self.steps_per_epoch * config.batch_size / seconds,
+            "elapsed_s": time.perf_counter() - self.start_time,
         }
-        if lead:
-            with metrics_path.open("a") as f:
-                f.write(json.dumps(last) + "\n")
-        report(
-            f"epoch {epoch:3d}  train loss {last['train_loss']:.4f} acc {last['train_accuracy']:.4f}  "
-            f"test loss {last['test_loss']:.4f} acc {last['test_accuracy']:.4f}  "
-            f"{last['images_per_s']:,.0f} img/s  {last['elapsed_s']:.1f} s",
-            flush=True,
+        position = Position(epochs=epoch, line=line)
+        self.save(state, position)
+        self.checkpoints.wait()  # the checkpoint first: a line without one would be trained again
+        if self.lead:
+            try:
+                append_metrics(self.metrics_path, line)
+            except OSError as e:
+                raise SaveError(
+                    f"could not write {self.metrics_path} ({e.strerror or e}); it is as it was, "
+                    f"and epoch {epoch}'s line is saved with its checkpoint: rerun the same "
+                    "command to write it and go on"
+                ) from None
+        self.report(
+            f"epoch {epoch:3d}  train loss {line['train_loss']:.4f} acc "
+            f"{line['train_accuracy']:.4f}  test loss {line['test_loss']:.4f} acc "
+            f"{line['test_accuracy']:.4f}  {line['images_per_s']:,.0f} img/s  "
+            f"{line['elapsed_s']:.1f} s"
         )
-    checkpoints.wait_until_finished()
-    checkpoints.close()
-    if last is None:  # nothing left to train: report the restored model
-        last = {
-            "epoch": start_epoch,
-            "step": int(parallel.fetch(state.step)),
-            **test_scores(state.params),
-        }
-        report(
-            f"Nothing to train: epoch {start_epoch} of {config.num_epochs} is done; test accuracy {last['test_accuracy']:.4f}"
+        if stops.requested:
+            raise Stopped(
+                f"stopped by {stops.name()} at the end of epoch {epoch}; its checkpoint is "
+                "saved: rerun the same command to resume from it",
+                stops.exit_code(),
+            )
+        return state, position
+
+    def read_back(self, calls: list[dict], position: Position, epoch: int) -> None:
+        """Adds the calls' per-step metrics to `position`, checking each step's loss.
+
+        Raises:
+          Diverged: at the first loss that is not finite or is above `max_loss`.
+        """
+        limit = self.config.max_loss
+        for metrics in parallel.fetch(calls):
+            for loss, accuracy in zip(metrics["loss"].tolist(), metrics["accuracy"].tolist()):
+                if not np.isfinite(loss) or (limit and loss > limit):
+                    step = (epoch - 1) * self.steps_per_epoch + len(position.losses) + 1
+                    kept = self.checkpoints.manager.latest_step()
+                    raise Diverged(
+                        f"training diverged at epoch {epoch}, step {step}: the loss is {loss}"
+                        + (f" (above max_loss {limit})" if np.isfinite(loss) else "")
+                        + "; nothing of it was saved. "
+                        + (
+                            f"The checkpoint of step {kept} is intact: rerun with a lower "
+                            "--config.learning_rate to resume from it"
+                            if kept is not None
+                            else "Rerun with a lower --config.learning_rate"
+                        )
+                    )
+                position.losses.append(loss)
+                position.accuracies.append(accuracy)
+
+    def save(self, state: TrainState, position: Position) -> None:
+        self.checkpoints.save(
+            self.step(state),
+            state,
+            {
+                "epochs": position.epochs,
+                "epoch_steps": position.epoch_steps,
+                "steps_per_epoch": self.steps_per_epoch,
+                "losses": position.losses,
+                "accuracies": position.accuracies,
+                "seconds": position.seconds,
+                "line": position.line,
+                "fingerprint": fingerprint(self.config),
+            },
         )
-    if lead and metrics_path.exists():
-        plot_curves(metrics_path, workdir / CURVES_FILE)
-    return last
+
+    def test(self, state: TrainState) -> dict:
+        scored = self.trainer.evaluate(
+            state.params, self.test_images, self.test_labels, self.eval_index, self.eval_mask
+        )
+        return {f"test_{k}": float(v) for k, v in parallel.fetch(scored).items()}
+
+    @staticmethod
+    def step(state: TrainState) -> int:
+        return int(parallel.fetch(state.step))
 
 
-def read_metrics(path: str | Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-
-
-def plot_curves(metrics_path: Path, out_path: Path) -> None:
-    """Loss and accuracy per epoch, train and test, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = read_metrics(metrics_path)
-    epochs = [r["epoch"] for r in rows]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for split, style in (("train", "-o"), ("test", "-s")):
-        ax_loss.plot(epochs, [r[f"{split}_loss"] for r in rows], style, label=split)
-        ax_acc.plot(epochs, [r[f"{split}_accuracy"] for r in rows], style, label=split)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for ax in (ax_loss, ax_acc):
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_path, dpi=100)
-    plt.close(fig)
+def _flat(tree: dict, prefix: str = "") -> dict:
+    """`{"model": {"name": ...}}` as `{"model.name": ...}`."""
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

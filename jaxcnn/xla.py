@@ -1,4 +1,5 @@
-"""XLA compile options: which ones this jaxlib has, and the CPU one jaxcnn's speed relies on.
+"""XLA compile options (which ones this jaxlib has, and the CPU one jaxcnn's speed relies
+on), and the persistent compilation cache.
 
 Pass them to `jax.jit(fn, compiler_options=...)`; `train.py` takes them from
 a config's `cpu_compiler_options`.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import jax
@@ -18,6 +20,33 @@ import jaxlib
 # LeNet's training step, run faster without them (docs/performance.md,
 # "XLA's CPU options").
 YNN_OFF = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+# Past this, the compilation cache drops its least recently used programs. A
+# bounded cache is also a locked one: JAX then reads and writes it under a
+# file lock, so several processes can share it.
+COMPILATION_CACHE_MAX_BYTES = 2 << 30
+
+
+def use_compilation_cache(directory: str | Path, min_compile_secs: float = 0.0) -> None:
+    """Keeps compiled programs in `directory`, so that a rerun compiles nothing new.
+
+    JAX's persistent compilation cache: a program is looked up by its HLO,
+    compile options, backend and versions, so a changed model or option
+    compiles afresh. Call it before JAX compiles anything.
+
+    Args:
+      directory: where the programs are kept; made if missing.
+      min_compile_secs: keep only programs that took at least this long to
+        compile. Each new entry scans the folder (to keep it under
+        `COMPILATION_CACHE_MAX_BYTES`), so a process that compiles thousands
+        of small programs, as the tests do, should not keep them all.
+    """
+    path = Path(directory).expanduser()
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_secs)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    jax.config.update("jax_compilation_cache_max_size", COMPILATION_CACHE_MAX_BYTES)
 
 
 def available_options(options: Mapping[str, Any], *, prefix: str = "") -> dict[str, Any]:

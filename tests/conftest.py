@@ -1,9 +1,29 @@
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import jax
+import pytest
+
+from jaxcnn import xla
 
 sys.path.insert(0, str(Path(__file__).parent))
 jax.config.update("jax_platforms", "cpu")
 # Two CPU devices, so training runs data parallel in the tests (num_devices=0: all).
 jax.config.update("jax_num_cpu_devices", 2)
+# One compilation cache for the tests and the train.py processes they start
+# (synthetic.config_flags passes it on): each training step compiles once.
+# Only slow compiles are kept: the layer tests' thousands of small programs
+# would make every new entry slow to add.
+os.environ.setdefault("JAXCNN_TEST_COMPILE_CACHE", tempfile.mkdtemp(prefix="jaxcnn-tests-xla-"))
+xla.use_compilation_cache(os.environ["JAXCNN_TEST_COMPILE_CACHE"], min_compile_secs=0.5)
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory):
+    """A small IDX dataset (synthetic.py) and a TFDS folder it is prepared into once."""
+    import synthetic
+
+    root = tmp_path_factory.mktemp("data")
+    return synthetic.write_dataset(root / "idx"), root / "tfds"

@@ -1,6 +1,7 @@
 """A small MNIST-format IDX dataset with a learnable pattern, written by the tests."""
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -42,3 +43,43 @@ def write_dataset(
         write_idx(directory / f"{prefix}-images-idx3-ubyte", images, compress)
         write_idx(directory / f"{prefix}-labels-idx1-ubyte", labels, compress)
     return directory
+
+
+def small_config(dataset: tuple[Path, Path], **overrides):
+    """The default config, shrunk for `dataset` (the `dataset` fixture): trains in seconds."""
+    from configs import lenet
+
+    source, tfds_dir = dataset
+    config = lenet.get_config()
+    config.dataset = "synthetic"
+    config.data_dir = str(source)
+    config.tfds_dir = str(tfds_dir)
+    config.model.channels = (4, 8)
+    config.model.hidden = (32, 16)
+    config.batch_size = 32
+    config.eval_batch_size = 64  # 200 test images: the last batch is partial
+    config.num_epochs = 2
+    config.learning_rate = 3e-3
+    config.compile_cache_dir = os.environ.get("JAXCNN_TEST_COMPILE_CACHE", "")
+    for key, value in overrides.items():
+        config[key] = value
+    return config
+
+
+def config_flags(dataset: tuple[Path, Path], **overrides) -> list[str]:
+    """`small_config` as train.py's flags over configs/lenet.py."""
+    config = small_config(dataset, **overrides)
+    flat = {
+        "dataset": config.dataset,
+        "data_dir": config.data_dir,
+        "tfds_dir": config.tfds_dir,
+        "model.channels": tuple(config.model.channels),
+        "model.hidden": tuple(config.model.hidden),
+        "batch_size": config.batch_size,
+        "eval_batch_size": config.eval_batch_size,
+        "num_epochs": config.num_epochs,
+        "learning_rate": config.learning_rate,
+        "compile_cache_dir": config.compile_cache_dir,
+        **{k: v for k, v in overrides.items() if k not in ("num_epochs",)},
+    }
+    return [f"--config.{key}={value}" for key, value in flat.items()]

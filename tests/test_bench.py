@@ -1,4 +1,5 @@
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -121,6 +122,7 @@ def tiny_config(tmp_path) -> Path:
         "    config = lenet.get_config()\n"
         f"    config.dataset, config.data_dir = 'synthetic', {str(source)!r}\n"
         f"    config.tfds_dir = {str(tmp_path / 'tfds')!r}\n"
+        f"    config.compile_cache_dir = {os.environ['JAXCNN_TEST_COMPILE_CACHE']!r}\n"
         "    return config\n"
     )
     return config

@@ -140,8 +140,9 @@ def test_convs_match_numpy_loops(case):
         options["dilation"],
         options["groups"],
     )
-    for conv in CONVS:
-        np.testing.assert_allclose(conv(params, x, **options), expected, rtol=1e-4, atol=1e-4)
+    for conv in CONVS:  # jitted: one compile per case, not one per op and shape
+        y = jax.jit(functools.partial(conv, **options))(params, x)
+        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
 
 
 def conv_grads(conv, params, x, options, seed):
@@ -149,7 +150,8 @@ def conv_grads(conv, params, x, options, seed):
     y_shape = jaxcnn.conv2d(params, x, **options).shape
     cotangent = np.random.default_rng(seed).standard_normal(y_shape).astype(np.float32)
     loss = lambda p, x: jnp.sum(conv(p, x, **options) * cotangent)  # noqa: E731
-    return jax.grad(loss, argnums=(0, 1))(params, x)
+    # Jitted: one compile per case, where op-by-op dispatch compiles each op's shape.
+    return jax.jit(jax.grad(loss, argnums=(0, 1)))(params, x)
 
 
 def assert_trees_close(a, b):
@@ -244,9 +246,8 @@ def test_single_channel_convs_equal_corr2d(h, w, kh, kw, seed):
     k = rng.standard_normal((min(kh, h), min(kw, w))).astype(np.float32)
     expected = jaxcnn.corr2d(x, k)
     for conv in CONVS:
-        np.testing.assert_allclose(
-            conv(as_params(k), as_image(x))[0, :, :, 0], expected, rtol=1e-5, atol=1e-5
-        )
+        y = jax.jit(conv)(as_params(k), as_image(x))
+        np.testing.assert_allclose(y[0, :, :, 0], expected, rtol=1e-5, atol=1e-5)
 
 
 def test_patches_uses_no_conv_primitive():

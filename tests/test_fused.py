@@ -76,7 +76,10 @@ def test_matches_numpy_loops(case):
     expected = reference.pool2d(
         conv, case["window"], case["window"], ((0, 0), (0, 0)), lambda v, _: v.max((1, 2)), 0
     )
-    y = jaxcnn.conv2d_max_pool(params, x, case["window"], padding=case["padding"])
+    fused = functools.partial(
+        jaxcnn.conv2d_max_pool, window=case["window"], padding=case["padding"]
+    )
+    y = jax.jit(fused)(params, x)  # one compile per case, not one per op and shape
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
 
 
@@ -93,11 +96,15 @@ def test_gradients_match_conv_then_pool(case):
     def loss(fn):
         return lambda p, x: jnp.sum(fn(p, x) * cotangent)
 
-    expected = jax.grad(
-        loss(lambda p, x: jaxcnn.max_pool2d(jaxcnn.conv2d(p, x, padding=padding), window)), (0, 1)
+    # Jitted: one compile per case, where op-by-op dispatch compiles each op's shape.
+    expected = jax.jit(
+        jax.grad(
+            loss(lambda p, x: jaxcnn.max_pool2d(jaxcnn.conv2d(p, x, padding=padding), window)),
+            (0, 1),
+        )
     )(params, x)
-    got = jax.grad(
-        loss(lambda p, x: jaxcnn.conv2d_max_pool(p, x, window, padding=padding)), (0, 1)
+    got = jax.jit(
+        jax.grad(loss(lambda p, x: jaxcnn.conv2d_max_pool(p, x, window, padding=padding)), (0, 1))
     )(params, x)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), got, expected)
 

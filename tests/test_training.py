@@ -1,4 +1,5 @@
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -7,11 +8,12 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-import synthetic
+from synthetic import small_config
 
-from configs import lenet
+from jaxcnn import trainer as trainer_lib
 from jaxcnn import training
 from jaxcnn.config import ConfigError
+from jaxcnn.metrics import read_metrics
 
 ROOT = Path(__file__).parent.parent
 METRIC_KEYS = {
@@ -27,41 +29,19 @@ METRIC_KEYS = {
 }
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    return synthetic.write_dataset(root / "idx"), root / "tfds"
-
-
-def small_config(dataset, **overrides):
-    source, tfds_dir = dataset
-    config = lenet.get_config()
-    config.dataset = "synthetic"
-    config.data_dir = str(source)
-    config.tfds_dir = str(tfds_dir)
-    config.model.channels = (4, 8)
-    config.model.hidden = (32, 16)
-    config.batch_size = 32
-    config.eval_batch_size = 64  # 200 test images: the last batch is partial
-    config.num_epochs = 2
-    config.learning_rate = 3e-3
-    for key, value in overrides.items():
-        config[key] = value
-    return config
-
-
 def test_trains_well_above_chance_and_writes_results(dataset, tmp_path):
     final = training.train_and_evaluate(small_config(dataset), tmp_path)
     assert final["test_accuracy"] > 0.9  # chance is 0.25
-    rows = training.read_metrics(tmp_path / "metrics.jsonl")
+    rows = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2]
     assert all(set(r) == METRIC_KEYS for r in rows)
     assert [r["step"] for r in rows] == [24, 48]  # 768 // 32 steps per epoch
     assert rows[1]["test_loss"] < rows[0]["test_loss"]
     assert (tmp_path / "learning_curves.png").stat().st_size > 1000
+    # Named by step: one at each epoch's end (the epoch is shorter than checkpoint_every_steps).
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [
-        "1",
-        "2",
+        "24",
+        "48",
     ]
     assert json.loads((tmp_path / "config.json").read_text())["batch_size"] == 32
 
@@ -82,19 +62,16 @@ def test_resume_continues_where_it_stopped(dataset, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         training.train_and_evaluate(small_config(dataset), tmp_path / "resumed")
     monkeypatch.setattr(training.data, "epoch_batches", real_batches)
-    assert len(training.read_metrics(tmp_path / "resumed" / "metrics.jsonl")) == 1
+    assert len(read_metrics(tmp_path / "resumed" / "metrics.jsonl")) == 1
 
     resumed = training.train_and_evaluate(small_config(dataset), tmp_path / "resumed")
-    rows = training.read_metrics(tmp_path / "resumed" / "metrics.jsonl")
+    rows = read_metrics(tmp_path / "resumed" / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2]  # the first run's line is kept
     # Same seed, same data order, restored optimizer and RNG: the same numbers as one run.
     for key in ("step", "train_loss", "test_loss", "test_accuracy"):
         np.testing.assert_allclose(resumed[key], straight[key], rtol=1e-5)
     again = training.train_and_evaluate(small_config(dataset), tmp_path / "resumed")
-    assert (
-        again["epoch"] == 2
-        and len(training.read_metrics(tmp_path / "resumed" / "metrics.jsonl")) == 2
-    )
+    assert again["epoch"] == 2 and len(read_metrics(tmp_path / "resumed" / "metrics.jsonl")) == 2
 
 
 def test_compilations_do_not_grow_with_epochs(dataset, tmp_path):
@@ -151,19 +128,19 @@ def test_workdir_that_is_a_file(dataset, tmp_path):
 
 def test_cpu_compiler_options(dataset, capsys):
     config = small_config(dataset)
-    mesh = training.device_mesh(config)
+    mesh = trainer_lib.device_mesh(config)
     # The default config's option reaches the jitted steps where this XLA has it.
-    options = training.compiler_options(config, mesh)
+    options = trainer_lib.compiler_options(config, mesh)
     ynn = "xla_cpu_experimental_ynn_fusion_type"
     assert options == ({ynn: ""} if ynn not in capsys.readouterr().err else {})
     # One that XLA has always had passes; one it lacks is left out with a warning.
     config.cpu_compiler_options = {"xla_cpu_enable_fast_math": False, "xla_cpu_no_such_flag": 1}
-    assert training.compiler_options(config, mesh) == {"xla_cpu_enable_fast_math": False}
+    assert trainer_lib.compiler_options(config, mesh) == {"xla_cpu_enable_fast_math": False}
     assert "`cpu_compiler_options.xla_cpu_no_such_flag` is not an option" in capsys.readouterr().err
     config.cpu_compiler_options = {ynn: "sideways"}
-    if ynn in training.compiler_options(small_config(dataset), mesh):
+    if ynn in trainer_lib.compiler_options(small_config(dataset), mesh):
         with pytest.raises(ConfigError, match=f"`cpu_compiler_options.{ynn}`"):
-            training.compiler_options(config, mesh)
+            trainer_lib.compiler_options(config, mesh)
 
 
 def run_cli(*args):
@@ -233,7 +210,7 @@ def test_cli_missing_data_is_one_line(tmp_path):
 def test_train_loss_is_plain_cross_entropy(dataset):
     config = small_config(dataset, label_smoothing=0.2, augment="")
     train, _, num_classes = training.load_data(config)
-    trainer, state = training.create_trainer(config, train, num_classes, steps_per_epoch=24)
+    trainer, state = trainer_lib.create_trainer(config, train, num_classes, steps_per_epoch=24)
     index = np.arange(32)[None]
     logits = trainer.model.apply(state.params, trainer.normalize(train.images[index[0]]))
     log_p = np.asarray(jax.nn.log_softmax(logits))
@@ -251,7 +228,7 @@ def test_data_parallel_steps_match_one_device(dataset):
     results = {}
     for devices in (1, 2):
         config.num_devices = devices
-        trainer, state = training.create_trainer(config, train, num_classes, steps_per_epoch=24)
+        trainer, state = trainer_lib.create_trainer(config, train, num_classes, steps_per_epoch=24)
         assert trainer.mesh.size == devices
         images, labels = trainer.replicate(train)
         step = trainer.train_steps.lower(state, images, labels, trainer.shard_batches(index[0]))
@@ -312,6 +289,7 @@ def test_two_processes_train_like_one(dataset, tmp_path):
         "--config.batch_size=32",
         "--config.eval_batch_size=50",
         "--config.num_epochs=1",
+        f"--config.compile_cache_dir={os.environ['JAXCNN_TEST_COMPILE_CACHE']}",
     ]
     with socket.socket() as s:
         s.bind(("localhost", 0))
@@ -332,8 +310,8 @@ def test_two_processes_train_like_one(dataset, tmp_path):
     assert [worker.returncode for worker in workers] == [0, 0], outputs[0][1][-2000:]
     assert "epoch   1" in outputs[0][0] and "epoch" not in outputs[1][0]  # process 0 reports
     assert run_cli("--workdir", str(tmp_path / "one"), *flags).returncode == 0
-    [two] = training.read_metrics(tmp_path / "two" / "metrics.jsonl")
-    [one] = training.read_metrics(tmp_path / "one" / "metrics.jsonl")
+    [two] = read_metrics(tmp_path / "two" / "metrics.jsonl")
+    [one] = read_metrics(tmp_path / "one" / "metrics.jsonl")
     for key in ("train_loss", "test_loss", "test_accuracy"):
         np.testing.assert_allclose(two[key], one[key], rtol=1e-4)
-    assert (tmp_path / "two" / "checkpoints" / "1").is_dir()
+    assert (tmp_path / "two" / "checkpoints" / "24").is_dir()  # step 24, epoch 1's end

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jaxcnn.bench.machine import device_name
-from jaxcnn.training import METRICS_FILE, read_metrics
+from jaxcnn.metrics import METRICS_FILE, read_metrics
 
 TRAIN_SCRIPT = Path("train.py")  # the repository's, run from its root
 

@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxcnn import data, training
+from jaxcnn import trainer as trainer_lib
 from jaxcnn.bench.machine import device_name
 from jaxcnn.bench.peers import torch_lenet
 from jaxcnn.bench.timing import Trainee, paired_speedup, time_in_turns
@@ -95,7 +96,7 @@ def jax_lenet(config, train, num_classes: int, name: str) -> Trainee:
     batch_size = config.batch_size
     steps_per_epoch = full_batches(config, train.images.shape[0])
     chunk = training.chunk_size(steps_per_epoch, config.steps_per_call)  # as train.py runs it
-    trainer, state = training.create_trainer(config, train, num_classes, steps_per_epoch)
+    trainer, state = trainer_lib.create_trainer(config, train, num_classes, steps_per_epoch)
     images, labels = trainer.replicate(train)
     epoch = np.asarray(data.epoch_batches(jax.random.key(1), train.images.shape[0], batch_size))
     index = [trainer.shard_batches(call) for call in epoch.reshape(-1, chunk, batch_size)]

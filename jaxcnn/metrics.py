@@ -1,0 +1,102 @@
+"""`metrics.jsonl`: one JSON line per finished epoch, never lost or written twice.
+
+The file is rewritten whole through a temporary file and a rename, so that a
+kill or a full disk during a write leaves the previous file as it was. On
+resume, `reconcile` makes it agree with the checkpoint training resumes from:
+the epoch line the checkpoint owes is written, and lines of epochs that will
+be trained again are moved to `metrics.superseded.jsonl`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+METRICS_FILE = "metrics.jsonl"
+SUPERSEDED_FILE = "metrics.superseded.jsonl"
+CURVES_FILE = "learning_curves.png"
+
+
+def read_metrics(path: str | Path) -> list[dict]:
+    """The file's records, in order; a last line cut short by a kill is left out."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a write that a kill or a full disk cut short
+    return rows
+
+
+def write_metrics(path: Path, rows: list[dict]) -> None:
+    """Replaces `path` with `rows`, one JSON line each, atomically.
+
+    Raises:
+      OSError: if the new file cannot be written; `path` is then as it was.
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w") as f:
+            f.writelines(json.dumps(row) + "\n" for row in rows)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def append_metrics(path: Path, row: dict) -> None:
+    """Adds `row` as the last line (see `write_metrics`)."""
+    write_metrics(path, [*read_metrics(path), row])
+
+
+def reconcile(path: Path, done_epochs: int, owed: dict | None) -> None:
+    """Makes `path` hold one line for each of epochs `1..done_epochs`, and no later one.
+
+    Args:
+      path: the metrics file.
+      done_epochs: the epochs the checkpoint being resumed has finished.
+      owed: that checkpoint's line for epoch `done_epochs`, written if the run
+        stopped between saving the checkpoint and writing the line.
+    """
+    rows = read_metrics(path)
+    kept = [row for row in rows if row.get("epoch", 0) <= done_epochs]
+    later = [row for row in rows if row.get("epoch", 0) > done_epochs]
+    if owed is not None and owed["epoch"] == done_epochs and owed["epoch"] not in _epochs(kept):
+        kept.append(owed)
+    if later:
+        superseded = path.with_name(SUPERSEDED_FILE)
+        write_metrics(superseded, [*read_metrics(superseded), *later])
+    if not path.exists() or path.read_text() != "".join(json.dumps(row) + "\n" for row in kept):
+        write_metrics(path, kept)
+
+
+def _epochs(rows: list[dict]) -> set[int]:
+    return {row["epoch"] for row in rows}
+
+
+def plot_curves(metrics_path: Path, out_path: Path) -> None:
+    """Loss and accuracy per epoch, train and test, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_metrics(metrics_path)
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for split, style in (("train", "-o"), ("test", "-s")):
+        ax_loss.plot(epochs, [r[f"{split}_loss"] for r in rows], style, label=split)
+        ax_acc.plot(epochs, [r[f"{split}_accuracy"] for r in rows], style, label=split)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)

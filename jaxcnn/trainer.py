@@ -1,0 +1,203 @@
+"""The jitted pieces of training: the model's state, one step, a scan of steps, evaluation.
+
+`create_trainer` builds them for a config: the model, the optimizer, the
+normalisation of the pixels and the data-parallel mesh. `Trainer.train_steps`
+runs one step, or a `lax.scan` over several, gathering each batch on the
+devices from the device-resident split; `Trainer.evaluate` scores a whole
+split. The loop that drives them is `jaxcnn.training`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from jax.sharding import Mesh
+
+from jaxcnn import data, layers, models, parallel, xla
+from jaxcnn.augment import augment
+from jaxcnn.config import ConfigError
+from jaxcnn.optim import build_optimizer
+
+
+class TrainState(NamedTuple):
+    params: Any  # {layer name: {"kernel": ..., "bias": ...}}
+    opt_state: Any
+    step: jax.Array  # [] int32, optimizer steps taken
+    rng: jax.Array  # [2] uint32 raw key data, split once per step
+
+
+def build_model(config: ml_collections.ConfigDict, num_classes: int) -> layers.Sequential:
+    """The model named by `config.model.name`, with the rest of `config.model` as arguments.
+
+    The names and keys are checked by `jaxcnn.config.check`.
+    """
+    kwargs = config.model.to_dict()
+    return models.MODELS[kwargs.pop("name")](num_classes, **kwargs)
+
+
+def scores(log_p: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Per-example cross-entropy and 0/1 correctness from `[B, classes]` log-probabilities."""
+    cross_entropy = -jnp.take_along_axis(log_p, labels[:, None], axis=-1)[:, 0]
+    return cross_entropy, (jnp.argmax(log_p, -1) == labels).astype(log_p.dtype)
+
+
+class Trainer:
+    """The jitted pieces of training, closed over the model, optimizer, data statistics and mesh."""
+
+    def __init__(
+        self,
+        config,
+        model,
+        optimizer,
+        mean: float,
+        std: float,
+        mesh: Mesh,
+        compiler_options: dict[str, Any] | None = None,
+    ):
+        self.config, self.model, self.optimizer = config, model, optimizer
+        self.mean, self.std, self.mesh = mean, std, mesh
+        options = compiler_options or None
+        self.train_steps = jax.jit(self._train_steps, donate_argnums=0, compiler_options=options)
+        self.evaluate = jax.jit(self._evaluate, compiler_options=options)
+
+    def replicate(self, tree):
+        """`tree`'s arrays (state, a data split) in full on every device of the mesh."""
+        return parallel.put(tree, parallel.replicated(self.mesh))
+
+    def shard_batches(self, tree):
+        """`[..., batch]` index arrays, split along the last (example) axis over the mesh."""
+        return jax.tree.map(
+            lambda x: parallel.put(x, parallel.batch_sharded(self.mesh, np.ndim(x) - 1)), tree
+        )
+
+    def normalize(self, images: jax.Array) -> jax.Array:
+        return (images.astype(jnp.float32) / 255.0 - self.mean) / self.std
+
+    def loss(self, params, x, labels):
+        """Label-smoothed cross-entropy to minimise; plain cross-entropy and accuracy to report."""
+        log_p = jax.nn.log_softmax(self.model.apply(params, x))
+        targets = optax.smooth_labels(
+            jax.nn.one_hot(labels, log_p.shape[-1]), self.config.label_smoothing
+        )
+        loss = -jnp.sum(targets * log_p, axis=-1).mean()
+        cross_entropy, correct = scores(log_p, labels)
+        return loss, (cross_entropy.mean(), correct.mean())
+
+    def train_step(self, state: TrainState, images, labels) -> tuple[TrainState, dict]:
+        rng, aug_key = jax.random.split(jax.random.wrap_key_data(state.rng))
+        x = augment(aug_key, self.normalize(images), self.config.augment)
+        (_, (loss, accuracy)), grads = jax.value_and_grad(self.loss, has_aux=True)(
+            state.params, x, labels
+        )
+        updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        state = TrainState(params, opt_state, state.step + 1, jax.random.key_data(rng))
+        return state, {"loss": loss, "accuracy": accuracy}
+
+    def _train_steps(
+        self, state: TrainState, images, labels, batch_index
+    ) -> tuple[TrainState, dict]:
+        """`train_steps` (jitted, donating `state`): runs `batch_index.shape[0]` steps;
+        returns the state and per-step metrics.
+
+        `batch_index`: `(steps, batch)` indices into `images` and `labels`.
+        Several steps run as one `lax.scan`; one is traced on its own.
+        """
+
+        def step(state, index):
+            return self.train_step(state, images[index], labels[index])
+
+        if batch_index.shape[0] == 1:
+            state, metrics = step(state, batch_index[0])
+            return state, jax.tree.map(lambda m: m[None], metrics)
+        return jax.lax.scan(step, state, batch_index)
+
+    def _evaluate(self, params, images, labels, batch_index, mask) -> dict:
+        """`evaluate` (jitted): mean loss and accuracy over the masked examples of `batch_index`."""
+
+        def batch(totals, inputs):
+            index, weight = inputs
+            log_p = jax.nn.log_softmax(self.model.apply(params, self.normalize(images[index])))
+            loss, correct = scores(log_p, labels[index])
+            return jax.tree.map(
+                jnp.add, totals, (jnp.sum(loss * weight), jnp.sum(correct * weight))
+            ), None
+
+        (loss, correct), _ = jax.lax.scan(batch, (0.0, 0.0), (batch_index, mask))
+        count = jnp.sum(mask)
+        return {"loss": loss / count, "accuracy": correct / count}
+
+
+def create_trainer(
+    config,
+    train: data.Split,
+    num_classes: int,
+    steps_per_epoch: int,
+    mesh: Mesh | None = None,
+    options: dict[str, Any] | None = None,
+) -> tuple[Trainer, TrainState]:
+    """The model, optimizer, normalisation and mesh for `config`, and the initial state.
+
+    The state is replicated over the mesh (default: `device_mesh(config)`);
+    `options` are the steps' compile options (default: `compiler_options`).
+    """
+    mesh = mesh or device_mesh(config)
+    options = compiler_options(config, mesh) if options is None else options
+    model = build_model(config, num_classes)
+    init_key, train_key = jax.random.split(jax.random.key(config.seed))
+    input_shape = (1, *train.images.shape[1:])
+    # One compiled init rather than many small eager ops, which dispatch one by one.
+    try:
+        params = jax.jit(lambda key: model.init(key, input_shape)[1])(init_key)
+    except ValueError as e:  # a width or a kernel that does not fit, named by the layer
+        raise ConfigError(f"`model`: {e}") from None
+    optimizer = build_optimizer(config, steps_per_epoch)
+    state = TrainState(
+        params, optimizer.init(params), jnp.zeros((), jnp.int32), jax.random.key_data(train_key)
+    )
+    pixels = train.images.astype(np.float32) / 255.0
+    trainer = Trainer(
+        config,
+        model,
+        optimizer,
+        float(pixels.mean()),
+        float(pixels.std()),
+        mesh,
+        options,
+    )
+    return trainer, trainer.replicate(state)
+
+
+def device_mesh(config) -> Mesh:
+    """The data-parallel mesh for `config.num_devices`; each batch must split evenly over it."""
+    try:
+        mesh = parallel.data_mesh(config.num_devices)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    for key in ("batch_size", "eval_batch_size"):
+        if config[key] % mesh.size:
+            raise ConfigError(
+                f"`{key}` ({config[key]}) must be a multiple of the {mesh.size} devices "
+                "it is split over (`num_devices`)"
+            )
+    return mesh
+
+
+def compiler_options(config, mesh: Mesh) -> dict[str, Any]:
+    """`config.cpu_compiler_options` if `mesh` is CPU devices, less those this XLA lacks.
+
+    The options are XLA's, for the CPU compiler of the jitted training and
+    evaluation steps; see `jaxcnn.xla.available_options`. A value XLA rejects
+    is a ConfigError.
+    """
+    if any(device.platform != "cpu" for device in mesh.devices.flat):
+        return {}
+    try:
+        return xla.available_options(config.cpu_compiler_options, prefix="cpu_compiler_options.")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None

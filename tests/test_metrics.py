@@ -1,0 +1,48 @@
+"""metrics.jsonl: each epoch once, never half-written, agreeing with the checkpoint resumed."""
+
+import errno
+import json
+
+import pytest
+
+from jaxcnn import metrics
+from jaxcnn.metrics import SUPERSEDED_FILE, read_metrics, reconcile, write_metrics
+
+
+def line(epoch: int) -> dict:
+    return {"epoch": epoch, "test_loss": 1.0 / epoch}
+
+
+def test_a_line_cut_short_is_left_out(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(json.dumps(line(1)) + "\n" + json.dumps(line(2))[:9])
+    assert read_metrics(path) == [line(1)]
+    assert read_metrics(tmp_path / "missing.jsonl") == []
+
+
+def test_reconcile_writes_the_owed_line_once_and_sets_later_ones_aside(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    write_metrics(path, [line(1)])
+    reconcile(path, 2, line(2))  # killed between epoch 2's checkpoint and its line
+    assert read_metrics(path) == [line(1), line(2)]
+    reconcile(path, 2, line(2))  # and again: still once
+    assert read_metrics(path) == [line(1), line(2)]
+    write_metrics(path, [line(1), line(2), line(3)])
+    reconcile(path, 1, line(1))  # the checkpoint of epoch 2 and later were damaged
+    assert read_metrics(path) == [line(1)]
+    assert read_metrics(tmp_path / SUPERSEDED_FILE) == [line(2), line(3)]  # kept, not deleted
+
+
+def test_a_failed_write_leaves_the_file_as_it_was(tmp_path, monkeypatch):
+    path = tmp_path / "metrics.jsonl"
+    write_metrics(path, [line(1)])
+    before = path.read_bytes()
+
+    def disk_full(src, dst):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(metrics.os, "replace", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        metrics.append_metrics(path, line(2))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]  # no temporary file left
