@@ -8,12 +8,14 @@ from jax.nn import relu, sigmoid, softmax, tanh
 
 from jaxcnn.auto import conv2d_auto
 from jaxcnn.conv import conv2d, conv2d_patches, corr2d
+from jaxcnn.dropout import dropout
 from jaxcnn.fused import conv2d_max_pool
 from jaxcnn.geometry import DIMENSION_NUMBERS, IMAGE_LAYOUT, KERNEL_LAYOUT
 from jaxcnn.init import INITIALIZERS, get_initializer, init_conv2d, init_dense
 from jaxcnn.linear import dense, flatten
+from jaxcnn.norm import batch_norm, init_batch_norm
 from jaxcnn.patches import extract_patches
-from jaxcnn.pool import avg_pool2d, max_pool2d
+from jaxcnn.pool import adaptive_avg_pool2d, avg_pool2d, global_avg_pool2d, max_pool2d
 
 __version__ = "0.1.0"
 
@@ -22,16 +24,21 @@ __all__ = [
     "IMAGE_LAYOUT",
     "INITIALIZERS",
     "KERNEL_LAYOUT",
+    "adaptive_avg_pool2d",
     "avg_pool2d",
+    "batch_norm",
     "conv2d",
     "conv2d_auto",
     "conv2d_max_pool",
     "conv2d_patches",
     "corr2d",
     "dense",
+    "dropout",
     "extract_patches",
     "flatten",
     "get_initializer",
+    "global_avg_pool2d",
+    "init_batch_norm",
     "init_conv2d",
     "init_dense",
     "max_pool2d",

@@ -10,22 +10,34 @@ import jax
 
 from jaxcnn import kernels
 from jaxcnn.conv import conv_call, lax_conv
-from jaxcnn.geometry import IntPair, Padding
+from jaxcnn.geometry import Geometry, IntPair, Padding
 from jaxcnn.params import Params
 
 # On CPU, with at most TAP_SUM_MAX_CHANNELS input channels per group the forward
 # sums over kernel taps; with at most BANDED_MAX_CHANNELS (and one group)
-# forward and gradients are banded matrix products; above that, `lax` is faster.
+# forward and gradients are banded matrix products, while their patches stay
+# within BANDED_MAX_PATCH_BYTES (past a CPU cache's size the products wait on
+# memory); otherwise `lax` is faster (docs/performance.md, "Convolution kernels").
 TAP_SUM_MAX_CHANNELS = 4
 BANDED_MAX_CHANNELS = 16
+BANDED_MAX_PATCH_BYTES = 8 << 20
 KERNELS = ("tap_sum", "banded", "lax")
 
 
-def choose_kernel(group_in: int, groups: int, backend: str | None = None) -> str:
+def choose_kernel(
+    x_shape: tuple[int, ...],
+    kernel_shape: tuple[int, ...],
+    geom: Geometry,
+    groups: int = 1,
+    backend: str | None = None,
+) -> str:
     """The kernel `conv2d_auto` runs: one of `KERNELS`.
 
     Args:
-      group_in: input channels per group (the kernel's third axis).
+      x_shape: the NHWC input's shape.
+      kernel_shape: the HWIO kernel's shape; its third axis is the input
+        channels per group.
+      geom: the kernel's geometry over the input.
       groups: channel groups.
       backend: `"cpu"`, `"gpu"`, `"tpu"`...; None for JAX's default backend.
         Off the CPU every layer goes to `lax` (cuDNN, the TPU's convolution):
@@ -33,9 +45,14 @@ def choose_kernel(group_in: int, groups: int, backend: str | None = None) -> str
     """
     if (backend or jax.default_backend()) != "cpu":
         return "lax"
+    group_in = kernel_shape[2]
     if group_in <= TAP_SUM_MAX_CHANNELS:
         return "tap_sum"
-    if group_in <= BANDED_MAX_CHANNELS and groups == 1:
+    if (
+        group_in <= BANDED_MAX_CHANNELS
+        and groups == 1
+        and kernels.banded_patch_bytes(x_shape, kernel_shape, geom) <= BANDED_MAX_PATCH_BYTES
+    ):
         return "banded"
     return "lax"
 
@@ -57,8 +74,9 @@ def conv2d_auto(
     - `c <= TAP_SUM_MAX_CHANNELS` (a first layer on grey or RGB images): the
       forward is the lecture's sum over kernel taps, which XLA fuses into one
       pass; gradients as below with one group, else from `lax`.
-    - `c <= BANDED_MAX_CHANNELS` and one group: forward and gradients are
-      matrix products over banded patches (`jaxcnn.kernels.banded_conv`).
+    - `c <= BANDED_MAX_CHANNELS`, one group, and patches of at most
+      `BANDED_MAX_PATCH_BYTES`: forward and gradients are matrix products over
+      banded patches (`jaxcnn.kernels.banded_conv`).
     - otherwise `lax.conv_general_dilated`, forward and gradients, the
       gradients written as NHWC convs so that they stay fast inside
       `lax.scan` (`jaxcnn.kernels.conv_nhwc_grads`).
@@ -78,7 +96,7 @@ def conv2d_auto(
     values. Finite inputs are not affected.
     """
     call = conv_call(params, x, stride, padding, dilation, groups)
-    kernel = choose_kernel(call.kernel.shape[2], groups, backend)
+    kernel = choose_kernel(call.x.shape, call.kernel.shape, call.geom, groups, backend)
     if kernel == "tap_sum":
         y = kernels.tap_sum_with_matmul_grads(call.x, call.kernel, call.geom, groups)
     elif kernel == "banded":

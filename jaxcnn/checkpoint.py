@@ -65,9 +65,10 @@ class Checkpoints:
         self.directory = directory
         self.report = report
         self._set_aside_unfinished_saves()
-        self.manager = ocp.CheckpointManager(
-            directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-        )
+        with _quiet():  # orbax logs each unreadable checkpoint it lists; restore_latest says it
+            self.manager = ocp.CheckpointManager(
+                directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+            )
 
     def save(self, step: int, state: Any, record: dict) -> None:
         """Starts saving `state` and `record` as checkpoint `step` (orbax saves in the background).
@@ -108,7 +109,8 @@ class Checkpoints:
         Raises:
           ConfigError: from `check_record`, or if every checkpoint is damaged.
         """
-        steps = sorted(self.manager.all_steps(), reverse=True)
+        with _quiet():
+            steps = sorted(self.manager.all_steps(), reverse=True)
         for step in steps:
             try:
                 with _quiet():
@@ -142,7 +144,8 @@ class Checkpoints:
     def _set_aside(self, step: int, why: str) -> None:
         where = self._move_aside(self.directory / str(step))
         self.report(f"Checkpoint {self.directory / str(step)} is damaged: {why}; moved to {where}")
-        self.manager.reload()
+        with _quiet():
+            self.manager.reload()
 
     def _set_aside_unfinished_saves(self) -> None:
         if not self.directory.is_dir():

@@ -42,7 +42,8 @@ def get_initializer(init: str | Initializer, name: str = "kernel_init") -> Initi
     raise ValueError(f"`{name}` must be one of {sorted(INITIALIZERS)} or a callable, got {init!r}")
 
 
-def _positive(value: int, name: str) -> int:
+def positive_int(value: int, name: str) -> int:
+    """`value` if it is an int >= 1; else a ValueError naming `name`."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"`{name}` must be a positive int, got {value!r}")
     return value
@@ -66,9 +67,9 @@ def init_conv2d(
       `{"kernel": (kh, kw, in_channels // groups, out_channels),
       "bias": (out_channels,)}` (no `"bias"` when `use_bias` is False).
     """
-    in_channels = _positive(in_channels, "in_channels")
-    out_channels = _positive(out_channels, "out_channels")
-    groups = _positive(groups, "groups")
+    in_channels = positive_int(in_channels, "in_channels")
+    out_channels = positive_int(out_channels, "out_channels")
+    groups = positive_int(groups, "groups")
     for n, what in ((in_channels, "in_channels"), (out_channels, "out_channels")):
         if n % groups:
             raise ValueError(f"`{what}` (={n}) must be divisible by `groups` (={groups})")
@@ -93,7 +94,7 @@ def init_dense(
       `{"kernel": (in_features, out_features), "bias": (out_features,)}`
       (no `"bias"` when `use_bias` is False).
     """
-    shape = (_positive(in_features, "in_features"), _positive(out_features, "out_features"))
+    shape = (positive_int(in_features, "in_features"), positive_int(out_features, "out_features"))
     return _init(key, shape, use_bias, kernel_init, bias_init, dtype)
 
 

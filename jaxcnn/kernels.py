@@ -119,6 +119,23 @@ def column_block(out_w: int, extent: int, stride: int) -> int:
     return min(sizes, key=lambda block: (-(-out_w // block) * block, block))
 
 
+def banded_layout(out_w: int, extent: int, stride: int) -> tuple[int, int, int]:
+    """`(block, blocks, bw)`: output columns per block, blocks per row, a block's patch width."""
+    block = column_block(out_w, extent, stride)
+    return block, -(-out_w // block), (block - 1) * stride + extent
+
+
+def banded_patch_bytes(
+    x_shape: tuple[int, ...], kernel_shape: tuple[int, ...], geom: Geometry
+) -> int:
+    """The size of `banded_conv`'s patch matrix, `(n * oh * blocks, kh * bw * c)` floats."""
+    n, c = x_shape[0], x_shape[-1]
+    kh = kernel_shape[0]
+    (oh, ow), (_, extent) = geom.out_hw, effective_window(geom.window, geom.dilation)
+    _, blocks, bw = banded_layout(ow, extent, geom.stride[1])
+    return 4 * n * oh * blocks * kh * bw * c
+
+
 def banded_conv(x: jax.Array, kernel: jax.Array, geom: Geometry) -> jax.Array:
     """One-group convolution as one matrix product per block of output columns.
 
@@ -144,9 +161,7 @@ def banded_conv(x: jax.Array, kernel: jax.Array, geom: Geometry) -> jax.Array:
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geom.window, geom.stride, geom.dilation, geom.out_hw
     _, _, c, o = kernel.shape
     _, extent = effective_window(geom.window, geom.dilation)
-    block = column_block(ow, extent, sw)
-    blocks = -(-ow // block)
-    bw = (block - 1) * sw + extent
+    block, blocks, bw = banded_layout(ow, extent, sw)
     # Zeros on the right let the last block run past the image.
     needed_w = (blocks * block - 1) * sw + extent
     (top, bottom), (left, right) = geom.padding

@@ -1,24 +1,31 @@
-"""Layers as (init, apply) pairs, and `sequential` to chain them.
+"""Layers as values, and combinators to build networks from them.
 
-The stax idea with named parameters: a `Layer` holds
-`init(key, input_shape) -> (output_shape, params)` and `apply(params, x) -> y`.
-Each parametrised layer is partial application of a pure function in
-jaxcnn (`conv2d`, `dense`, ...) plus its `init_*`; output shapes are inferred
-with `jax.eval_shape`, so no size is ever written by hand.
+The stax idea with named parameters, explicit state and explicit randomness
+(a `jaxcnn.layer.Layer` holds an `initialize` and a `forward` function). Each layer with parameters is partial application of a pure function of
+jaxcnn (`conv2d`, `dense`, `batch_norm`, ...) plus its `init_*`; output shapes
+are inferred with `jax.eval_shape`, so no size is ever written by hand.
+`sequential`, `residual` and `concat` combine layers into layers, and
+parameters and state stay nested dicts named as the layers are
+(`params["stage2"]["block1"]["conv1"]["kernel"]`). A layer also says what it
+is (`kind`, `options`), so that `summary` can describe it and a benchmark can
+build the same network in another framework.
 
-    model = sequential(
-        conv1=conv2d(6, 5, padding=2), act1=activation(jax.nn.relu), pool1=max_pool2d(2),
-        flat=flatten(), fc=dense(10),
-    )
-    out_shape, params = model.init(key, (1, 28, 28, 1))   # params["conv1"]["kernel"]
+For models without state or dropout the plain forms are enough:
+
+    model = sequential(conv=conv2d(6, 5, padding=2), act=activation(jax.nn.relu),
+                       pool=max_pool2d(2), flat=flatten(), fc=dense(10))
+    out_shape, params = model.init(key, (1, 28, 28, 1))   # params["conv"]["kernel"]
     logits = model.apply(params, images)
+
+With batch norm or dropout, `init_with_state` and `apply_with_state` carry the
+state and take the key.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -29,10 +36,36 @@ from jaxcnn import pool as pool_lib
 from jaxcnn.auto import conv2d_auto
 from jaxcnn.conv import conv2d as lax_conv2d
 from jaxcnn.conv import conv2d_patches
+from jaxcnn.dropout import dropout as dropout_fn
 from jaxcnn.geometry import IntPair, Padding
+from jaxcnn.layer import Forward, Layer, Shape, State, leaf
+from jaxcnn.norm import batch_norm as batch_norm_fn
+from jaxcnn.norm import init_batch_norm
 from jaxcnn.params import ParamTree as Params
+from jaxcnn.summary import summary
 
-Shape = tuple[int, ...]
+__all__ = [
+    "CONV_IMPLS",
+    "Layer",
+    "activation",
+    "adaptive_avg_pool2d",
+    "avg_pool2d",
+    "batch_norm",
+    "concat",
+    "conv2d",
+    "conv2d_max_pool",
+    "conv_impl",
+    "dense",
+    "dropout",
+    "flatten",
+    "global_avg_pool2d",
+    "identity",
+    "max_pool2d",
+    "residual",
+    "sequential",
+    "stateless",
+    "summary",
+]
 
 # The conv implementations a layer (and a config's `model.conv_impl`) can name.
 CONV_IMPLS: dict[str, Callable[..., jax.Array]] = {
@@ -42,35 +75,27 @@ CONV_IMPLS: dict[str, Callable[..., jax.Array]] = {
 }
 
 
-class Layer(NamedTuple):
-    """`init(key, input_shape) -> (output_shape, params)`; `apply(params, x) -> y`."""
-
-    init: Callable[[jax.Array, Shape], tuple[Shape, Params]]
-    apply: Callable[[Params, jax.Array], jax.Array]
-
-
-def _output_shape(apply, params, input_shape: Shape) -> Shape:
-    return jax.eval_shape(apply, params, jax.ShapeDtypeStruct(input_shape, jnp.float32)).shape
-
-
-def _parametrised(make_params, apply) -> Layer:
-    def init(key, input_shape):
-        params = make_params(key, input_shape)
-        return _output_shape(apply, params, input_shape), params
-
-    return Layer(init, apply)
+def _stateless(kind: str, options: dict[str, Any], fn: Callable[[jax.Array], jax.Array]) -> Layer:
+    return leaf(kind, options, lambda key, shape: ({}, {}), lambda p, s, x, t, k: (fn(x), {}))
 
 
 def stateless(fn: Callable[[jax.Array], jax.Array]) -> Layer:
-    """A layer without parameters: `apply(params, x) = fn(x)`."""
-
-    def apply(params, x):
-        return fn(x)
-
-    return _parametrised(lambda key, shape: {}, apply)
+    """A layer without parameters or state: `apply(params, x) = fn(x)`."""
+    return _stateless("function", {"fn": getattr(fn, "__name__", repr(fn))}, fn)
 
 
-activation = stateless  # relu, sigmoid, ...: any elementwise `jax.nn` function
+def activation(fn: Callable[[jax.Array], jax.Array]) -> Layer:
+    """An elementwise function as a layer: `jax.nn.relu`, `jax.nn.sigmoid`, ..."""
+    return _stateless("activation", {"fn": getattr(fn, "__name__", repr(fn))}, fn)
+
+
+def identity() -> Layer:
+    """`x` unchanged: a `concat` branch that passes its input on (DenseNet)."""
+    return _stateless("identity", {}, lambda x: x)
+
+
+def _params_only(apply: Callable[[Params, jax.Array], jax.Array]) -> Forward:
+    return lambda p, s, x, training, key: (apply(p, x), {})
 
 
 def conv2d(
@@ -90,9 +115,18 @@ def conv2d(
     apply = functools.partial(
         conv_impl(impl), stride=stride, padding=padding, dilation=dilation, groups=groups
     )
-    return _parametrised(
-        _conv_params(out_channels, kernel_size, groups, use_bias, kernel_init), apply
+    options = dict(
+        out_channels=init_lib.positive_int(out_channels, "out_channels"),
+        kernel_size=kernel_size,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        groups=groups,
+        use_bias=use_bias,
+        impl=impl,
     )
+    make = _conv_params(out_channels, kernel_size, groups, use_bias, kernel_init)
+    return leaf("conv2d", options, make, _params_only(apply))
 
 
 def conv2d_max_pool(
@@ -117,7 +151,16 @@ def conv2d_max_pool(
         def apply(params, x):
             return pool_lib.max_pool2d(conv(params, x, padding=padding), window)
 
-    return _parametrised(_conv_params(out_channels, kernel_size, 1, use_bias, kernel_init), apply)
+    options = dict(
+        out_channels=init_lib.positive_int(out_channels, "out_channels"),
+        kernel_size=kernel_size,
+        window=window,
+        padding=padding,
+        use_bias=use_bias,
+        impl=impl,
+    )
+    make = _conv_params(out_channels, kernel_size, 1, use_bias, kernel_init)
+    return leaf("conv2d_max_pool", options, make, _params_only(apply))
 
 
 def conv_impl(impl: str) -> Callable[..., jax.Array]:
@@ -132,8 +175,8 @@ def conv_impl(impl: str) -> Callable[..., jax.Array]:
 
 
 def _conv_params(out_channels, kernel_size, groups, use_bias, kernel_init):
-    def make_params(key, input_shape):
-        return init_lib.init_conv2d(
+    def make(key, input_shape):
+        params = init_lib.init_conv2d(
             key,
             input_shape[-1],
             out_channels,
@@ -142,8 +185,9 @@ def _conv_params(out_channels, kernel_size, groups, use_bias, kernel_init):
             use_bias=use_bias,
             kernel_init=kernel_init,
         )
+        return params, {}
 
-    return make_params
+    return make
 
 
 def dense(
@@ -154,17 +198,44 @@ def dense(
 ) -> Layer:
     """A fully connected layer over the last axis."""
 
-    def make_params(key, input_shape):
-        return init_lib.init_dense(
+    def make(key, input_shape):
+        params = init_lib.init_dense(
             key, input_shape[-1], out_features, use_bias=use_bias, kernel_init=kernel_init
         )
+        return params, {}
 
-    return _parametrised(make_params, linear.dense)
+    options = dict(out_features=init_lib.positive_int(out_features, "out_features"))
+    return leaf("dense", {**options, "use_bias": use_bias}, make, _params_only(linear.dense))
+
+
+def batch_norm(*, momentum: float = 0.9, eps: float = 1e-5) -> Layer:
+    """`jaxcnn.batch_norm` over the last axis (channels, or a dense layer's features)."""
+
+    def make(key, input_shape):
+        return init_batch_norm(input_shape[-1])
+
+    def forward(params, state, x, training, key):
+        return batch_norm_fn(params, state, x, training=training, momentum=momentum, eps=eps)
+
+    options = {"momentum": momentum, "eps": eps}
+    return leaf("batch_norm", options, make, forward, has_state=True)
+
+
+def dropout(rate: float) -> Layer:
+    """`jaxcnn.dropout`: drops with probability `rate` when training, the identity after."""
+    dropout_fn(jnp.zeros(()), None, rate, training=False)  # checks `rate` now
+
+    def forward(params, state, x, training, key):
+        return dropout_fn(x, key, rate, training=training), {}
+
+    return leaf("dropout", {"rate": rate}, lambda k, s: ({}, {}), forward, random=rate > 0)
 
 
 def max_pool2d(window: IntPair, *, stride: IntPair | None = None, padding: Padding = 0) -> Layer:
-    return stateless(
-        functools.partial(pool_lib.max_pool2d, window=window, stride=stride, padding=padding)
+    return _stateless(
+        "max_pool2d",
+        {"window": window, "stride": stride, "padding": padding},
+        functools.partial(pool_lib.max_pool2d, window=window, stride=stride, padding=padding),
     )
 
 
@@ -175,78 +246,195 @@ def avg_pool2d(
     padding: Padding = 0,
     count_include_pad: bool = True,
 ) -> Layer:
-    return stateless(
-        functools.partial(
-            pool_lib.avg_pool2d,
-            window=window,
-            stride=stride,
-            padding=padding,
-            count_include_pad=count_include_pad,
-        )
+    pool = functools.partial(
+        pool_lib.avg_pool2d,
+        window=window,
+        stride=stride,
+        padding=padding,
+        count_include_pad=count_include_pad,
+    )
+    return _stateless("avg_pool2d", dict(pool.keywords), pool)
+
+
+def global_avg_pool2d() -> Layer:
+    """NHWC `(n, h, w, c)` -> `(n, c)`: each channel's mean."""
+    return _stateless("global_avg_pool2d", {}, pool_lib.global_avg_pool2d)
+
+
+def adaptive_avg_pool2d(output_size: IntPair) -> Layer:
+    return _stateless(
+        "adaptive_avg_pool2d",
+        {"output_size": output_size},
+        functools.partial(pool_lib.adaptive_avg_pool2d, output_size=output_size),
     )
 
 
 def flatten() -> Layer:
-    return stateless(linear.flatten)
+    return _stateless("flatten", {}, linear.flatten)
 
 
-class Sequential(NamedTuple):
-    """Named layers applied in order; parameters are `{name: layer_params}`."""
-
-    layers: dict[str, Layer]
-
-    def init(self, key: jax.Array, input_shape: Shape) -> tuple[Shape, Params]:
-        params = {}
-        keys = jax.random.split(key, len(self.layers))
-        for layer_key, (name, layer) in zip(keys, self.layers.items()):
-            input_shape, layer_params = layer.init(layer_key, input_shape)
-            if layer_params:
-                params[name] = layer_params
-        return input_shape, params
-
-    def apply(self, params: Params, x: jax.Array) -> jax.Array:
-        for name, layer in self.layers.items():
-            x = layer.apply(params.get(name, {}), x)
-        return x
-
-
-def sequential(**layers: Layer) -> Sequential:
-    """Chains layers by keyword name, in order."""
+def _check_children(layers: dict[str, Layer]) -> None:
     for name, layer in layers.items():
-        if not isinstance(layer, Layer | Sequential):
+        if not isinstance(layer, Layer):
             raise TypeError(f"`{name}` must be a Layer, got {type(layer).__name__}")
-    return Sequential(layers)
 
 
-def summary(model: Sequential, params: Params, input_shape: Shape) -> str:
-    """A table of each layer's output shape, parameter count and FLOPs per example.
+def _child_key(key: jax.Array | None, index: int) -> jax.Array | None:
+    return None if key is None else jax.random.fold_in(key, index)
 
-    FLOPs are XLA's own count (`cost_analysis` of the lowered layer) for a
-    batch of one, of the arithmetic as implemented: `conv2d_auto`'s banded
-    products count the multiplications by the band's zeros too.
+
+def _init_children(
+    key: jax.Array, children: dict[str, Layer], input_shape: Shape, chained: bool
+) -> tuple[list[Shape], Params, State]:
+    """Each child's output shape, and their params and state by name (empty ones left out).
+
+    `chained`: each child takes the one before's output (else all take `input_shape`).
     """
-    rows = [("layer", "output shape", "params", "FLOPs")]
-    shape = (1, *input_shape[1:])
-    total_params = total_flops = 0
-    for name, layer in model.layers.items():
-        layer_params = params.get(name, {})
-        x = jax.ShapeDtypeStruct(shape, jnp.float32)
-        cost = jax.jit(layer.apply).lower(layer_params, x).cost_analysis() or {}
-        flops = int(cost.get("flops", 0))
-        count = sum(int(p.size) for p in jax.tree.leaves(layer_params))
-        shape = _output_shape(layer.apply, layer_params, shape)
-        rows.append((name, str(shape[1:]), f"{count:,}", f"{flops:,}"))
-        total_params += count
-        total_flops += flops
-    rows.append(("total", "", f"{total_params:,}", f"{total_flops:,}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [
-        "  ".join(
-            cell.ljust(w) if i < 2 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(row, widths))
+    shapes, params, state = [], {}, {}
+    shape = input_shape
+    for child_key, (name, child) in zip(jax.random.split(key, len(children)), children.items()):
+        out, child_params, child_state = child.initialize(
+            child_key, shape if chained else input_shape
         )
-        for row in rows
-    ]
-    lines.insert(1, "-" * len(lines[0]))
-    lines.insert(-1, "-" * len(lines[0]))
-    return "\n".join(lines)
+        shapes.append(out)
+        if chained:
+            shape = out
+        if child_params:
+            params[name] = child_params
+        if child_state:
+            state[name] = child_state
+    return shapes, params, state
+
+
+def _run_chain(children: dict[str, Layer], params, state, x, training, key):
+    new_state = {}
+    for i, (name, child) in enumerate(children.items()):
+        x, child_state = child.forward(
+            params.get(name, {}), state.get(name, {}), x, training, _child_key(key, i)
+        )
+        if child_state:
+            new_state[name] = child_state
+    return x, new_state
+
+
+def _composite(
+    kind: str,
+    children: dict[str, Layer],
+    initialize: Callable[[jax.Array, Shape], tuple[Shape, Params, State]],
+    forward: Forward,
+    options: dict[str, Any] | None = None,
+) -> Layer:
+    return Layer(
+        kind,
+        options or {},
+        children,
+        initialize,
+        forward,
+        any(c.has_state for c in children.values()),
+        any(c.random for c in children.values()),
+    )
+
+
+def sequential(**layers: Layer) -> Layer:
+    """Chains layers by keyword name, in order; parameters are `{name: layer_params}`."""
+    _check_children(layers)
+
+    def initialize(key, input_shape):
+        shapes, params, state = _init_children(key, layers, input_shape, chained=True)
+        return (shapes[-1] if shapes else input_shape), params, state
+
+    def forward(params, state, x, training, key):
+        return _run_chain(layers, params, state, x, training, key)
+
+    return _composite("sequential", layers, initialize, forward)
+
+
+def residual(
+    *,
+    shortcut: Layer | None = None,
+    activation: Callable[[jax.Array], jax.Array] | None = None,
+    **body: Layer,
+) -> Layer:
+    """`activation(body(x) + shortcut(x))`: a residual block (d2l 8.6).
+
+    Args:
+      shortcut: a layer for the skip path (e.g. a 1x1 conv with a stride, to
+        match the body's output shape); None passes `x` on unchanged.
+      activation: applied after the sum (ResNet's ReLU); None for none.
+      **body: the body's layers, chained in order; their parameters sit
+        beside the shortcut's (`params["conv1"]`, `params["shortcut"]`).
+    """
+    _check_children(body)
+    children = {**body, **({"shortcut": shortcut} if shortcut is not None else {})}
+    _check_children(children)
+
+    def initialize(key, input_shape):
+        body_key, shortcut_key = jax.random.split(key)
+        shapes, params, state = _init_children(body_key, body, input_shape, chained=True)
+        skip_shape = input_shape
+        if shortcut is not None:
+            skip_shape, skip_params, skip_state = shortcut.initialize(shortcut_key, input_shape)
+            if skip_params:
+                params["shortcut"] = skip_params
+            if skip_state:
+                state["shortcut"] = skip_state
+        out = shapes[-1] if shapes else input_shape
+        if tuple(skip_shape) != tuple(out):
+            raise ValueError(
+                f"a residual block's body gives {tuple(out)} and its shortcut "
+                f"{tuple(skip_shape)}: give `shortcut` a layer that matches (e.g. a 1x1 conv)"
+            )
+        return out, params, state
+
+    def forward(params, state, x, training, key):
+        y, new_state = _run_chain(body, params, state, x, training, key)
+        skip = x
+        if shortcut is not None:
+            skip, skip_state = shortcut.forward(
+                params.get("shortcut", {}),
+                state.get("shortcut", {}),
+                x,
+                training,
+                _child_key(key, len(body)),
+            )
+            if skip_state:
+                new_state["shortcut"] = skip_state
+        y = y + skip
+        return (y if activation is None else activation(y)), new_state
+
+    name = getattr(activation, "__name__", None) if activation else None
+    return _composite("residual", children, initialize, forward, {"activation": name})
+
+
+def concat(**branches: Layer) -> Layer:
+    """Runs each branch on the same input and concatenates their outputs along the last axis.
+
+    Inception blocks (d2l 8.4) and DenseNet's dense layers (with an `identity`
+    branch) are made of it; every branch must give the same leading shape.
+    """
+    _check_children(branches)
+    if not branches:
+        raise ValueError("`concat` needs at least one branch")
+
+    def initialize(key, input_shape):
+        shapes, params, state = _init_children(key, branches, input_shape, chained=False)
+        leading = {tuple(s[:-1]) for s in shapes}
+        if len(leading) > 1:
+            described = ", ".join(f"{n} {tuple(s)}" for n, s in zip(branches, shapes))
+            raise ValueError(
+                f"`concat`'s branches must agree but for the last axis, got {described}"
+            )
+        return (*shapes[0][:-1], sum(s[-1] for s in shapes)), params, state
+
+    def forward(params, state, x, training, key):
+        outputs, new_state = [], {}
+        for i, (name, branch) in enumerate(branches.items()):
+            y, branch_state = branch.forward(
+                params.get(name, {}), state.get(name, {}), x, training, _child_key(key, i)
+            )
+            outputs.append(y)
+            if branch_state:
+                new_state[name] = branch_state
+        return jnp.concatenate(outputs, axis=-1), new_state
+
+    return _composite("concat", branches, initialize, forward)

@@ -71,8 +71,9 @@ def reconcile(path: Path, done_epochs: int, owed: dict | None) -> None:
     if later:
         superseded = path.with_name(SUPERSEDED_FILE)
         write_metrics(superseded, [*read_metrics(superseded), *later])
-    if not path.exists() or path.read_text() != "".join(json.dumps(row) + "\n" for row in kept):
-        write_metrics(path, kept)
+    canonical = "".join(json.dumps(row) + "\n" for row in kept)
+    if path.exists() and path.read_text() != canonical or not path.exists() and kept:
+        write_metrics(path, kept)  # no file until there is a line: it appears with epoch 1
 
 
 def _epochs(rows: list[dict]) -> set[int]:

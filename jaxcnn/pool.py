@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxcnn.geometry import Geometry, IntPair, Padding, as_image_batch, window_geometry
+from jaxcnn.geometry import Geometry, IntPair, Padding, as_image_batch, int_pair, window_geometry
 from jaxcnn.parallel import reshape_examples
 
 
@@ -118,3 +118,45 @@ def avg_pool2d(
         ones = jnp.ones((1, *x.shape[1:3], 1), x.dtype)
         y = sums / _reduce(ones, 0, lax.add, geom)
     return y[0] if unbatched else y
+
+
+def global_avg_pool2d(x: jax.Array) -> jax.Array:
+    """The mean of each channel over the whole image: NHWC `(n, h, w, c)` -> `(n, c)`.
+
+    What NiN, GoogLeNet, ResNet and DenseNet put before their classifier.
+    """
+    x, unbatched = as_image_batch(x)
+    y = jnp.mean(x, axis=(1, 2))
+    return y[0] if unbatched else y
+
+
+def adaptive_avg_pool2d(x: jax.Array, output_size: IntPair) -> jax.Array:
+    """Average pooling to a fixed output size, with PyTorch's bins.
+
+    Output pixel `i` of an axis of `n` input pixels averages inputs
+    `floor(i * n / out)` to `ceil((i + 1) * n / out) - 1`, so bins overlap
+    when `out` does not divide `n`. Computed as two averaging matrices, one
+    per axis: `y = A_h @ x @ A_w^T` for each example and channel.
+
+    Args:
+      x: NHWC `(n, h, w, c)`, or one HWC image.
+      output_size: an int or `(out_h, out_w)`, each >= 1.
+
+    Returns:
+      NHWC `(n, out_h, out_w, c)`.
+    """
+    x, unbatched = as_image_batch(x)
+    out_h, out_w = int_pair(output_size, "output_size")
+    rows = jnp.asarray(_averaging_matrix(x.shape[1], out_h), x.dtype)
+    cols = jnp.asarray(_averaging_matrix(x.shape[2], out_w), x.dtype)
+    y = jnp.einsum("ih,nhwc,jw->nijc", rows, x, cols)
+    return y[0] if unbatched else y
+
+
+def _averaging_matrix(size: int, out: int) -> np.ndarray:
+    """`(out, size)`: row `i` averages PyTorch's bin `i` of an axis of `size` pixels."""
+    matrix = np.zeros((out, size), np.float32)
+    for i in range(out):
+        start, end = (i * size) // out, -(-((i + 1) * size) // out)
+        matrix[i, start:end] = 1 / (end - start)
+    return matrix

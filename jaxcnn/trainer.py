@@ -23,15 +23,19 @@ from jaxcnn.augment import augment
 from jaxcnn.config import ConfigError
 from jaxcnn.optim import build_optimizer
 
+# Dropout's key is its step's augmentation key folded with this: a stream of its own.
+DROPOUT_STREAM = 0x64726F70
+
 
 class TrainState(NamedTuple):
     params: Any  # {layer name: {"kernel": ..., "bias": ...}}
     opt_state: Any
+    model_state: Any  # {layer name: batch norm's running statistics}; {} without
     step: jax.Array  # [] int32, optimizer steps taken
     rng: jax.Array  # [2] uint32 raw key data, split once per step
 
 
-def build_model(config: ml_collections.ConfigDict, num_classes: int) -> layers.Sequential:
+def build_model(config: ml_collections.ConfigDict, num_classes: int) -> layers.Layer:
     """The model named by `config.model.name`, with the rest of `config.model` as arguments.
 
     The names and keys are checked by `jaxcnn.config.check`.
@@ -78,25 +82,30 @@ class Trainer:
     def normalize(self, images: jax.Array) -> jax.Array:
         return (images.astype(jnp.float32) / 255.0 - self.mean) / self.std
 
-    def loss(self, params, x, labels):
-        """Label-smoothed cross-entropy to minimise; plain cross-entropy and accuracy to report."""
-        log_p = jax.nn.log_softmax(self.model.apply(params, x))
+    def loss(self, params, model_state, x, labels, key):
+        """Label-smoothed cross-entropy to minimise; plain cross-entropy, accuracy and the
+        model's new state (batch-norm statistics) to report."""
+        logits, model_state = self.model.apply_with_state(
+            params, model_state, x, training=True, key=key
+        )
+        log_p = jax.nn.log_softmax(logits)
         targets = optax.smooth_labels(
             jax.nn.one_hot(labels, log_p.shape[-1]), self.config.label_smoothing
         )
         loss = -jnp.sum(targets * log_p, axis=-1).mean()
         cross_entropy, correct = scores(log_p, labels)
-        return loss, (cross_entropy.mean(), correct.mean())
+        return loss, (cross_entropy.mean(), correct.mean(), model_state)
 
     def train_step(self, state: TrainState, images, labels) -> tuple[TrainState, dict]:
         rng, aug_key = jax.random.split(jax.random.wrap_key_data(state.rng))
         x = augment(aug_key, self.normalize(images), self.config.augment)
-        (_, (loss, accuracy)), grads = jax.value_and_grad(self.loss, has_aux=True)(
-            state.params, x, labels
+        dropout_key = jax.random.fold_in(aug_key, DROPOUT_STREAM)
+        (_, (loss, accuracy, model_state)), grads = jax.value_and_grad(self.loss, has_aux=True)(
+            state.params, state.model_state, x, labels, dropout_key
         )
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        state = TrainState(params, opt_state, state.step + 1, jax.random.key_data(rng))
+        state = TrainState(params, opt_state, model_state, state.step + 1, jax.random.key_data(rng))
         return state, {"loss": loss, "accuracy": accuracy}
 
     def _train_steps(
@@ -117,12 +126,15 @@ class Trainer:
             return state, jax.tree.map(lambda m: m[None], metrics)
         return jax.lax.scan(step, state, batch_index)
 
-    def _evaluate(self, params, images, labels, batch_index, mask) -> dict:
-        """`evaluate` (jitted): mean loss and accuracy over the masked examples of `batch_index`."""
+    def _evaluate(self, params, model_state, images, labels, batch_index, mask) -> dict:
+        """`evaluate` (jitted): mean loss and accuracy over the masked examples of `batch_index`,
+        with batch norm's running statistics and no dropout."""
 
         def batch(totals, inputs):
             index, weight = inputs
-            log_p = jax.nn.log_softmax(self.model.apply(params, self.normalize(images[index])))
+            x = self.normalize(images[index])
+            logits, _ = self.model.apply_with_state(params, model_state, x, training=False)
+            log_p = jax.nn.log_softmax(logits)
             loss, correct = scores(log_p, labels[index])
             return jax.tree.map(
                 jnp.add, totals, (jnp.sum(loss * weight), jnp.sum(correct * weight))
@@ -151,14 +163,24 @@ def create_trainer(
     model = build_model(config, num_classes)
     init_key, train_key = jax.random.split(jax.random.key(config.seed))
     input_shape = (1, *train.images.shape[1:])
-    # One compiled init rather than many small eager ops, which dispatch one by one.
+    # One compiled init rather than many small eager ops, which dispatch one by
+    # one; compiled without XLA's backend optimisations, which for a program
+    # run once cost more than they save (docs/performance.md, "Start-up").
+    init = jax.jit(
+        lambda key: model.init_with_state(key, input_shape)[1:],
+        compiler_options={"xla_backend_optimization_level": 0},
+    )
     try:
-        params = jax.jit(lambda key: model.init(key, input_shape)[1])(init_key)
+        params, model_state = init(init_key)
     except ValueError as e:  # a width or a kernel that does not fit, named by the layer
         raise ConfigError(f"`model`: {e}") from None
     optimizer = build_optimizer(config, steps_per_epoch)
     state = TrainState(
-        params, optimizer.init(params), jnp.zeros((), jnp.int32), jax.random.key_data(train_key)
+        params,
+        optimizer.init(params),
+        model_state,
+        jnp.zeros((), jnp.int32),
+        jax.random.key_data(train_key),
     )
     pixels = train.images.astype(np.float32) / 255.0
     trainer = Trainer(

@@ -24,11 +24,12 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from jaxcnn import data, layers, parallel
+from jaxcnn import data, parallel
 from jaxcnn.checkpoint import Checkpoints, SaveError
 from jaxcnn.config import ConfigError, check, full_batches
 from jaxcnn.metrics import CURVES_FILE, METRICS_FILE, append_metrics, plot_curves, reconcile
 from jaxcnn.stop import Diverged, Stopped, StopRequests
+from jaxcnn.summary import summary
 from jaxcnn.trainer import Trainer, TrainState, compiler_options, create_trainer, device_mesh
 
 CHECKPOINT_DIR = "checkpoints"
@@ -189,7 +190,8 @@ class Run:
                 f"steps of {config.batch_size} per epoch on {self.trainer.mesh.size} "
                 f"{jax.default_backend()} device(s)"
             )
-            self.report(layers.summary(self.trainer.model, state.params, self.input_shape))
+            batch_shape = (config.batch_size, *self.input_shape[1:])  # the kernels' choice
+            self.report(summary(self.trainer.model, state.params, batch_shape, state.model_state))
             self.reconcile(0, None)
             return state, Position()
         state, record = restored
@@ -360,7 +362,12 @@ class Run:
 
     def test(self, state: TrainState) -> dict:
         scored = self.trainer.evaluate(
-            state.params, self.test_images, self.test_labels, self.eval_index, self.eval_mask
+            state.params,
+            state.model_state,
+            self.test_images,
+            self.test_labels,
+            self.eval_index,
+            self.eval_mask,
         )
         return {f"test_{k}": float(v) for k, v in parallel.fetch(scored).items()}
 

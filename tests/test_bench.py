@@ -133,7 +133,7 @@ def test_lenet_benchmark_times_each_device_count(tmp_path):
     out = tmp_path / "out"
     args = ["lenet", "--configs", str(config), "--batch-size", "32", "--steps", "3"]
     cli.main([*args, "--devices", "1", "2", "--out", str(out)])
-    rows = json.loads((out / "lenet.json").read_text())["rows"]
+    rows = json.loads((out / "train.json").read_text())["rows"]
     assert [(r["framework"], r["devices"]) for r in rows] == [("jax", 1), ("jax", 2)]
     assert [r["augment"] for r in rows] == ["", ""]  # the config flips; PyTorch's peer does not
     # As train.py: the config's 12 steps per call, which divides the 24-step epoch.
@@ -142,7 +142,7 @@ def test_lenet_benchmark_times_each_device_count(tmp_path):
         assert r["median_step_s"] == r["turn_step_s"][0]  # 3 steps: one turn
         assert r["images_per_s"] == pytest.approx(32 / r["median_step_s"])
         assert r["epoch_s"] == pytest.approx(768 // 32 * r["median_step_s"])
-    assert "| jax | " + str(config) + " | 2 | 12 | 32 |" in (out / "lenet.md").read_text()
+    assert "| jax | " + str(config) + " | 2 | 12 | 32 |" in (out / "train.md").read_text()
     with pytest.raises(SystemExit):
         cli.main([*args, "--devices", "0"])
 
@@ -150,13 +150,13 @@ def test_lenet_benchmark_times_each_device_count(tmp_path):
     overrides = ["model.conv_impl=lax", "model.channels=(4, 12)"]
     sets = [arg for setting in overrides for arg in ("--set", setting)]
     cli.main([*args, *sets, "--steps-per-call", "1", "8", "--out", str(out)])
-    report = json.loads((out / "lenet.json").read_text())
+    report = json.loads((out / "train.json").read_text())
     assert report["overrides"] == overrides
     rows = report["rows"]
     assert [r["steps_per_call"] for r in rows] == [1, 8]
     assert all(r["model"]["conv_impl"] == "lax" and r["model"]["channels"] == [4, 12] for r in rows)
     assert (
-        "Overrides: model.conv_impl=lax, model.channels=(4, 12)" in (out / "lenet.md").read_text()
+        "Overrides: model.conv_impl=lax, model.channels=(4, 12)" in (out / "train.md").read_text()
     )
 
 
@@ -272,3 +272,28 @@ def test_summary_without_its_markers_is_one_line(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit:
         cli.main(["summary", "--out", str(tmp_path), "--readme", str(readme)])
     assert exit.value.code == 2 and "has no" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "name", ["lenet", "lenet_d2l", "lenet_bn", "nin", "vgg", "googlenet", "resnet", "densenet"]
+)
+def test_torch_twin_has_the_same_shape_and_parameters(name):
+    # Runs where PyTorch is installed (it is no dependency of jaxcnn's tests).
+    torch = pytest.importorskip("torch")
+    from jaxcnn import models
+
+    model = models.MODELS[name](10)
+    out = []
+
+    def init(key):
+        shape, params, _ = model.init_with_state(key, (1, 28, 28, 1))
+        out.append(shape)
+        return params
+
+    params = jax.eval_shape(init, jax.random.key(0))
+    twin = peers.torch_model(model, (2, 28, 28, 1))
+    y = twin.eval()(torch.zeros(2, 1, 28, 28))
+    assert tuple(y.shape) == (2, *out[0][1:])
+    assert sum(p.numel() for p in twin.parameters()) == sum(
+        int(np.prod(p.shape)) for p in jax.tree.leaves(params)
+    )

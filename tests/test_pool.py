@@ -149,3 +149,35 @@ def test_max_pool_gradient_with_ties(stride):
 def test_pool_bad_input(pool, x, window, options, error, match):
     with pytest.raises(error, match=match):
         jax.jit(lambda x: pool(x, window, **options))(x)
+
+
+def test_global_avg_pool_is_each_channels_mean():
+    x = np.random.default_rng(0).standard_normal((2, 5, 7, 3)).astype(np.float32)
+    np.testing.assert_allclose(jaxcnn.global_avg_pool2d(x), x.mean((1, 2)), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(jaxcnn.global_avg_pool2d(x[0]), x[0].mean((0, 1)), rtol=1e-6)
+
+
+def pytorch_bins(size, out):
+    """PyTorch's adaptive pooling bins, restated: [floor(i * n / out), ceil((i + 1) * n / out))."""
+    return [(int(np.floor(i * size / out)), int(np.ceil((i + 1) * size / out))) for i in range(out)]
+
+
+@pytest.mark.parametrize(
+    "hw, out", [((6, 6), 3), ((7, 5), (3, 2)), ((5, 5), 1), ((10, 7), (4, 3)), ((3, 3), 5)]
+)
+def test_adaptive_avg_pool_uses_pytorchs_bins(hw, out):
+    x = np.random.default_rng(1).standard_normal((2, *hw, 3)).astype(np.float32)
+    oh, ow = (out, out) if isinstance(out, int) else out
+    expected = np.zeros((2, oh, ow, 3))
+    for i, (r0, r1) in enumerate(pytorch_bins(hw[0], oh)):
+        for j, (c0, c1) in enumerate(pytorch_bins(hw[1], ow)):
+            expected[:, i, j] = x[:, r0:r1, c0:c1].mean((1, 2))
+    y = jax.jit(lambda x: jaxcnn.adaptive_avg_pool2d(x, out))(x)
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_adaptive_avg_pool_bad_size():
+    with pytest.raises(ValueError, match="`output_size` must be >= 1"):
+        jaxcnn.adaptive_avg_pool2d(np.ones((1, 4, 4, 1)), 0)
+    with pytest.raises(ValueError, match="`x` must be a 4-D NHWC batch"):
+        jaxcnn.global_avg_pool2d(np.ones((4, 4)))

@@ -1,4 +1,4 @@
-"""Benchmarks: `python -m jaxcnn.bench conv` and `python -m jaxcnn.bench lenet`.
+"""Benchmarks: `python -m jaxcnn.bench conv`, `train` (alias `lenet`), `runs` and `summary`.
 
 - `jaxcnn.bench.conv`: every convolution, naive to jitted, against sgemm.
 - `jaxcnn.bench.training`: training throughput of configs, beside PyTorch's.

@@ -1,4 +1,4 @@
-"""The benchmarks' command line: `python -m jaxcnn.bench {conv,lenet} ...`."""
+"""The benchmarks' command line: `python -m jaxcnn.bench {conv,train,runs,summary} ...`."""
 
 from __future__ import annotations
 
@@ -27,14 +27,18 @@ def parser() -> argparse.ArgumentParser:
         "--torch", action="store_true", help="also time PyTorch's conv2d on the same data"
     )
     conv.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    lenet = sub.add_parser("lenet", help="LeNet training throughput")
+    lenet = sub.add_parser(
+        "train", aliases=["lenet"], help="training throughput of configs, beside PyTorch's"
+    )
     lenet.add_argument("--configs", nargs="+", default=["configs/lenet.py", "configs/lenet_d2l.py"])
     lenet.add_argument("--batch-size", type=int, default=256)
     lenet.add_argument(
         "--steps", type=int, default=50, help="steps to time, run as train.py runs them"
     )
     lenet.add_argument(
-        "--torch", action="store_true", help="also train the same model with PyTorch eager"
+        "--torch",
+        action="store_true",
+        help="also train the same model (built from the same description) with PyTorch eager",
     )
     lenet.add_argument(
         "--devices",
@@ -91,8 +95,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.repeats < 1:
             cli.error("--repeats must be >= 1")
         print(conv.conv_table(conv.bench_conv(args.quick, args.out, args.repeats, args.torch)))
-    elif args.bench == "lenet":
-        run_lenet(cli, args)
+    elif args.bench in ("train", "lenet"):
+        run_training(cli, args)
     elif args.bench == "runs":
         if not runs.TRAIN_SCRIPT.is_file():
             cli.error("runs: no train.py here: run from the repository's root")
@@ -111,8 +115,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{args.readme}: {'updated' if changed else 'already up to date'}")
 
 
-def run_lenet(cli: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """`lenet`: every config loaded, overridden and checked before any data loads."""
+def run_training(cli: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """`train`: every config loaded, overridden and checked before any data loads."""
     if min(args.steps, args.batch_size, *args.devices, *args.steps_per_call) < 1:
         cli.error("--steps, --batch-size, --devices and --steps-per-call must be >= 1")
     missing = [path for path in args.configs if not Path(path).is_file()]
@@ -141,7 +145,7 @@ def run_lenet(cli: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     except ValueError:
         pass  # JAX already running (called from Python): use the devices it has
     try:
-        report = training.bench_lenet(
+        report = training.bench_training(
             configs,
             args.batch_size,
             args.steps,
@@ -153,6 +157,6 @@ def run_lenet(cli: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         )
     except (config_lib.ConfigError, data.DataError) as e:
         cli.error(str(e))
-    print((args.out / "lenet.md").read_text())
+    print((args.out / f"{training.RESULT}.md").read_text())
     rows = [{k: r[k] for k in ("framework", "config", "images_per_s")} for r in report["rows"]]
     print(json.dumps(rows))

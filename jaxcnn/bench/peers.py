@@ -9,12 +9,16 @@ from __future__ import annotations
 import itertools
 import time
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 
+import jax
 import numpy as np
 from tqdm import tqdm
 
 from jaxcnn.bench.timing import Trainee
+from jaxcnn.geometry import window_geometry
+from jaxcnn.layer import Layer, Shape
 
 
 def torch_conv(kernel: np.ndarray, x: np.ndarray) -> Callable[[], object]:
@@ -41,55 +45,44 @@ def torch_conv(kernel: np.ndarray, x: np.ndarray) -> Callable[[], object]:
     return call
 
 
-def torch_lenet(config, train, batch_size: int) -> Trainee:
-    """The same LeNet (layers, widths) trained by PyTorch eager on the same images.
+def torch_trainee(config, model: Layer, train, batch_size: int) -> Trainee:
+    """`model` built and trained by PyTorch eager on the same images, as `config` trains it.
 
-    The optimizer follows the config's kind: SGD at its learning rate for
-    `sgd` (the lecture's LeNet), else Adam at 1e-3.
+    The network is `torch_model(model, ...)`, in channels-last memory as
+    PyTorch advises for CPUs; the optimizer is the config's kind at its
+    learning rate (schedules cost nothing measurable and are left out), with
+    its momentum, weight decay and label smoothing. Steps draw batches from
+    one permutation of the training images, as jaxcnn's do.
     """
     import torch
     from torch import nn
 
-    m = config.model
-    act: type[nn.Module]
-    pool: type[nn.Module]
-    if m.name == "lenet":
-        (c1, c2), (h1, h2), act, pool = m.channels, m.hidden, nn.ReLU, nn.MaxPool2d
-    else:
-        (c1, c2), (h1, h2), act, pool = (6, 16), (120, 84), nn.Sigmoid, nn.AvgPool2d
-    size = train.images.shape[1]
-    flat = c2 * ((size // 2 - 4) // 2) ** 2
-    net = nn.Sequential(
-        nn.Conv2d(train.images.shape[-1], c1, 5, padding=2),
-        act(),
-        pool(2),
-        nn.Conv2d(c1, c2, 5),
-        act(),
-        pool(2),
-        nn.Flatten(),
-        nn.Linear(flat, h1),
-        act(),
-        nn.Linear(h1, h2),
-        act(),
-        nn.Linear(h2, 10),
-    )
-    opt = (
-        torch.optim.Adam(net.parameters(), lr=1e-3)
-        if config.optimizer != "sgd"
-        else torch.optim.SGD(net.parameters(), lr=config.learning_rate)
-    )
+    net = torch_model(model, (1, *train.images.shape[1:])).to(memory_format=torch.channels_last)
+    lr = config.learning_rate
+    optimizers = {
+        "sgd": lambda p: torch.optim.SGD(
+            p, lr=lr, momentum=config.momentum, nesterov=config.momentum > 0
+        ),
+        "adam": lambda p: torch.optim.Adam(p, lr=lr),
+        "adamw": lambda p: torch.optim.AdamW(p, lr=lr, weight_decay=config.weight_decay),
+    }
+    opt = optimizers[config.optimizer](net.parameters())
     images = torch.from_numpy(np.asarray(train.images)).permute(0, 3, 1, 2).float().div(255)
+    images = images.contiguous(memory_format=torch.channels_last)
     labels = torch.from_numpy(np.asarray(train.labels)).long()
     perm = torch.randperm(len(images))
     calls = itertools.count()
+    net.train()
 
     def run(steps: int) -> list[float]:
         times = []
-        for _ in tqdm(range(steps), desc=f"torch {m.name}", disable=None, leave=False):
+        for _ in tqdm(range(steps), desc=f"torch {config.model.name}", disable=None, leave=False):
             start = time.perf_counter()
             idx = perm[(next(calls) * batch_size) % (len(images) - batch_size) :][:batch_size]
             opt.zero_grad()
-            loss = nn.functional.cross_entropy(net(images[idx]), labels[idx])
+            loss = nn.functional.cross_entropy(
+                net(images[idx]), labels[idx], label_smoothing=config.label_smoothing
+            )
             loss.backward()
             opt.step()
             times.append(time.perf_counter() - start)
@@ -99,8 +92,132 @@ def torch_lenet(config, train, batch_size: int) -> Trainee:
     run(1)
     row = {
         "framework": f"torch {torch.__version__} eager",
-        "config": f"same model as {m.name}",
+        "config": f"same model as {config.model.name}",
         "batch_size": batch_size,
         "threads": torch.get_num_threads(),
     }
     return Trainee(row, run, time.perf_counter() - start, 1, len(images) // batch_size)
+
+
+def torch_model(model: Layer, input_shape: Shape):
+    """The network `model` describes, as a PyTorch module taking NCHW images.
+
+    Built from each layer's `kind` and `options`, so that a benchmark trains
+    the same architecture in both frameworks; the weights are PyTorch's own.
+
+    Args:
+      model: a jaxcnn model.
+      input_shape: NHWC `(n, h, w, c)` of its input.
+
+    Raises:
+      NotImplementedError: for a kind of layer without a twin.
+    """
+    from torch import nn
+
+    class Residual(nn.Module):
+        def __init__(self, body, shortcut, activation):
+            super().__init__()
+            self.body, self.shortcut, self.activation = body, shortcut, activation
+
+        def forward(self, x):
+            return self.activation(self.body(x) + self.shortcut(x))
+
+    class Concat(nn.Module):
+        def __init__(self, branches):
+            super().__init__()
+            self.branches = nn.ModuleDict(branches)
+
+        def forward(self, x):
+            return torch.cat([branch(x) for branch in self.branches.values()], dim=1)
+
+    import torch
+
+    activations = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, None: nn.Identity}
+
+    def padded(padding, module):
+        (top, bottom), (left, right) = padding
+        if top == bottom == left == right == 0:
+            return module
+        return nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), module)
+
+    def build(layer: Layer, shape: Shape) -> tuple[nn.Module, Shape]:
+        """(module, its output's NHWC shape) for `layer` on NHWC `shape`."""
+        o, kind = layer.options, layer.kind
+        if kind == "sequential":
+            modules = {}
+            for name, child in layer.children.items():
+                modules[name], shape = build(child, shape)
+            return nn.Sequential(OrderedDict(modules)), shape
+        if kind == "residual":
+            body: dict[str, nn.Module] = {}
+            out = shape
+            for name, child in layer.children.items():
+                if name != "shortcut":
+                    body[name], out = build(child, out)
+            skip = layer.children.get("shortcut")
+            shortcut = build(skip, shape)[0] if skip is not None else nn.Identity()
+            return Residual(
+                nn.Sequential(OrderedDict(body)), shortcut, activations[o["activation"]]()
+            ), out
+        if kind == "concat":
+            built = {name: build(child, shape) for name, child in layer.children.items()}
+            outs = [out for _, out in built.values()]
+            out = (*outs[0][:-1], sum(s[-1] for s in outs))
+            return Concat({name: module for name, (module, _) in built.items()}), out
+        out = layer.initialize(jax.random.key(0), shape)[0]
+        cin = shape[-1]
+        if kind in ("conv2d", "conv2d_max_pool"):
+            geom = window_geometry(
+                shape[1:3], o["kernel_size"], o.get("stride", 1), o["padding"], o.get("dilation", 1)
+            )
+            conv = nn.Conv2d(
+                cin,
+                o["out_channels"],
+                geom.window,
+                stride=geom.stride,
+                dilation=geom.dilation,
+                groups=o.get("groups", 1),
+                bias=o["use_bias"],
+            )
+            module = padded(geom.padding, conv)
+            if kind == "conv2d_max_pool":
+                module = nn.Sequential(module, nn.MaxPool2d(o["window"]))
+            return module, out
+        if kind == "dense":
+            return nn.Linear(cin, o["out_features"], bias=o["use_bias"]), out
+        if kind == "batch_norm":
+            norm = nn.BatchNorm2d if len(shape) == 4 else nn.BatchNorm1d
+            return norm(cin, eps=o["eps"], momentum=1 - o["momentum"]), out
+        if kind == "dropout":
+            return nn.Dropout(o["rate"]), out
+        if kind == "max_pool2d":
+            geom = window_geometry(
+                shape[1:3], o["window"], o["stride"] or o["window"], o["padding"]
+            )
+            (top, bottom), (left, right) = geom.padding
+            pad = nn.ConstantPad2d((left, right, top, bottom), float("-inf"))
+            return nn.Sequential(pad, nn.MaxPool2d(geom.window, geom.stride)), out
+        if kind == "avg_pool2d":
+            geom = window_geometry(
+                shape[1:3], o["window"], o["stride"] or o["window"], o["padding"]
+            )
+            (top, bottom), (left, right) = geom.padding
+            if not top == bottom == left == right:
+                raise NotImplementedError("no PyTorch twin for unevenly padded average pools")
+            pool = nn.AvgPool2d(
+                geom.window, geom.stride, padding=top, count_include_pad=o["count_include_pad"]
+            )
+            return pool, out
+        if kind == "global_avg_pool2d":
+            return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), out
+        if kind == "adaptive_avg_pool2d":
+            return nn.AdaptiveAvgPool2d(o["output_size"]), out
+        if kind == "flatten":
+            return nn.Flatten(), out
+        if kind == "activation" and o["fn"] in activations:
+            return activations[o["fn"]](), out
+        if kind == "identity":
+            return nn.Identity(), out
+        raise NotImplementedError(f"no PyTorch twin for a {kind!r} layer ({o})")
+
+    return build(model, tuple(input_shape))[0]

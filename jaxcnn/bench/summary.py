@@ -15,9 +15,9 @@ END = "<!-- results end -->"
 
 
 def results_table(results: Path) -> str:
-    """One row per config of `runs.json`, with its training speed from `lenet.json` if timed there."""
+    """One row per config of `runs.json`, with its training speed from `train.json` if timed there."""
     runs = json.loads((results / "runs.json").read_text())
-    speeds = training_speeds(results / "lenet.json")
+    speeds = training_speeds(results / "train.json")
     lines = [
         "| config | test accuracy | whole run | to 90% | img/s, batch 256 | PyTorch eager | jaxcnn / PyTorch |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -35,13 +35,13 @@ def results_table(results: Path) -> str:
         "",
         f"{runs['device']}; the whole run from process start to exit, with the config's own "
         f"epochs and batch ([runs.md](benchmarks/results/runs.md)); training speed side by side "
-        f"with PyTorch in one run ([lenet.md](benchmarks/results/lenet.md)).",
+        f"with PyTorch in one run ([train.md](benchmarks/results/train.md)).",
     ]
     return "\n".join(lines) + "\n"
 
 
 def training_speeds(path: Path) -> dict[str, tuple[float, float | None, float | None]]:
-    """config -> (jaxcnn img/s, PyTorch img/s, ratio) from a `bench lenet` report, if there is one."""
+    """config -> (jaxcnn img/s, PyTorch img/s, ratio) from a `bench train` report, if there is one."""
     if not path.is_file():
         return {}
     speeds: dict[str, tuple[float, float | None, float | None]] = {}

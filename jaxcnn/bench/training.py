@@ -1,4 +1,4 @@
-"""`python -m jaxcnn.bench lenet`: training throughput of configs, side by side with PyTorch.
+"""`python -m jaxcnn.bench train`: training throughput of configs, side by side with PyTorch.
 
 It measures steady-state training throughput (img/s, batch 256 by default),
 compile time and time per epoch for configs on their real data, on each
@@ -23,12 +23,14 @@ from tqdm import tqdm
 from jaxcnn import data, training
 from jaxcnn import trainer as trainer_lib
 from jaxcnn.bench.machine import device_name
-from jaxcnn.bench.peers import torch_lenet
+from jaxcnn.bench.peers import torch_trainee
 from jaxcnn.bench.timing import Trainee, paired_speedup, time_in_turns
 from jaxcnn.config import full_batches
 
+RESULT = "train"  # the report's files: train.json, train.md
 
-def bench_lenet(
+
+def bench_training(
     configs: Mapping[str, ml_collections.ConfigDict],
     batch_size: int,
     steps: int,
@@ -60,9 +62,10 @@ def bench_lenet(
         ):
             variant = config.copy_and_resolve_references()
             variant.num_devices, variant.steps_per_call = num_devices, chunk
-            trainees.append(jax_lenet(variant, train, num_classes, path))
+            trainees.append(jax_trainee(variant, train, num_classes, path))
         if with_torch:
-            trainees.append(torch_lenet(config, train, batch_size))
+            model = trainer_lib.build_model(config, num_classes)
+            trainees.append(torch_trainee(config, model, train, batch_size))
         turn_s = time_in_turns([t.run for t in trainees], steps)
         config_rows = [t.result(turns) for t, turns in zip(trainees, turn_s)]
         if with_torch:
@@ -70,7 +73,7 @@ def bench_lenet(
         rows.extend(config_rows)
     report = {"device": device_name(), "overrides": list(overrides), "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "lenet.json").write_text(json.dumps(report, indent=2))
+    (out / f"{RESULT}.json").write_text(json.dumps(report, indent=2))
     lines = [
         f"Device: {report['device']}",
         *([f"Overrides: {', '.join(overrides)}"] if overrides else []),
@@ -83,11 +86,11 @@ def bench_lenet(
         lines.append(
             f"| {r['framework']} | {r['config']} | {r.get('devices', '')} | {r.get('steps_per_call', '')} | {r['batch_size']} | {r['images_per_s']:,.0f} | {r['median_step_s'] * 1e3:.1f} | {r['compile_s']:.2f} | {r['epoch_s']:.1f} | {speedup} |"
         )
-    (out / "lenet.md").write_text("\n".join(lines) + "\n")
+    (out / f"{RESULT}.md").write_text("\n".join(lines) + "\n")
     return report
 
 
-def jax_lenet(config, train, num_classes: int, name: str) -> Trainee:
+def jax_trainee(config, train, num_classes: int, name: str) -> Trainee:
     """`config` on its `num_devices`, its steps run as `train.py` runs them.
 
     `steps_per_call` steps to a jitted call (rounded to divide the epoch); a
