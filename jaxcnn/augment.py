@@ -1,33 +1,108 @@
-"""Random augmentation of a batch of images, on the device, inside `jit`."""
+"""Random augmentation, one draw per example, on the device, inside `jit`.
+
+A config names a list of operations, applied in order: `augment = "crop,flip"`,
+`"reflect_crop:2,flip,cutout:8"`. Each example gets its own key, split from
+the step's key (itself split from the seed's, step by step), so a run is
+reproducible and a resumed run draws what the uninterrupted one would.
+
+- `flip`: left-right, with probability 1/2.
+- `crop[:p]`: pad `p` pixels of zeros on each side (default: an eighth of the
+  image's height), then cut the image's size back at a random offset: a shift
+  of up to `p` pixels each way.
+- `reflect_crop[:p]`: the same, the padding mirrored from the image.
+- `cutout[:s]`: a square of `s` pixels (default: half the height) set to zero
+  at a random centre, clipped at the edges (DeVries and Taylor, 2017).
+- `shift` and `shift_flip`, jaxcnn's earlier names, mean `crop:2` and `crop:2,flip`.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
-# The `augment` values a config can name.
-AUGMENTATIONS = ("", "flip", "shift", "shift_flip")
+Op = tuple[str, int]  # (name, its size; 0 for the default)
+OPERATIONS = ("flip", "crop", "reflect_crop", "cutout")
+ALIASES = {"shift": "crop:2", "shift_flip": "crop:2,flip"}
 
 
-def augment(rng: jax.Array, x: jax.Array, kind: str) -> jax.Array:
-    """Random left-right flips ('flip'), shifts of up to 2 pixels with zero fill ('shift'), or both.
+def parse(spec: str) -> tuple[Op, ...]:
+    """`"crop:4,flip"` as `(("crop", 4), ("flip", 0))`; `""` as no operation.
+
+    Raises:
+      ValueError: naming an unknown operation or a size that is not a positive int.
+    """
+    if not isinstance(spec, str):
+        raise ValueError(f"`augment` must be a string such as 'crop,flip', got {spec!r}")
+    spec = ALIASES.get(spec.strip(), spec)
+    ops = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, size = part.partition(":")
+        if name not in OPERATIONS:
+            raise ValueError(
+                f"`augment` names {name!r}, which is not one of {list(OPERATIONS)} "
+                f"(or {list(ALIASES)}), in {spec!r}"
+            )
+        if size and (name == "flip" or not (size.isdigit() and int(size) > 0)):
+            form = name if name == "flip" else f"{name} or {name}:N with N > 0"
+            raise ValueError(f"`augment`: {part!r} must be {form}")
+        ops.append((name, int(size or 0)))
+    return tuple(ops)
+
+
+def augment(key: jax.Array, x: jax.Array, spec: str) -> jax.Array:
+    """`x` with the operations of `spec` applied, each example drawing from its own key.
 
     Args:
-      rng: a PRNG key.
+      key: the step's PRNG key.
       x: `(n, h, w, c)` float images.
-      kind: one of `AUGMENTATIONS`.
+      spec: as `parse` takes it.
 
     Returns:
-      `(n, h, w, c)`, each image flipped and shifted on its own draw.
+      `(n, h, w, c)`.
     """
-    shift_key, flip_key = jax.random.split(rng)
-    b, h, w, c = x.shape
-    if "shift" in kind:
-        padded = jnp.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
-        offsets = jax.random.randint(shift_key, (b, 2), 0, 5)
-        crop = lambda img, o: jax.lax.dynamic_slice(img, (o[0], o[1], 0), (h, w, c))  # noqa: E731
-        x = jax.vmap(crop)(padded, offsets)
-    if "flip" in kind:
-        flip = jax.random.bernoulli(flip_key, 0.5, (b, 1, 1, 1))
-        x = jnp.where(flip, x[:, :, ::-1], x)
-    return x
+    ops = parse(spec)
+    if not ops:
+        return x
+    n, h, w, c = x.shape
+
+    def one(key, image):
+        for i, (name, size) in enumerate(ops):
+            image = _APPLY[name](jax.random.fold_in(key, i), image, size)
+        return image
+
+    return jax.vmap(one)(jax.random.split(key, n), x)
+
+
+def _flip(key: jax.Array, image: jax.Array, size: int) -> jax.Array:
+    return jnp.where(jax.random.bernoulli(key), image[:, ::-1], image)
+
+
+def _cropper(mode: str) -> Callable[[jax.Array, jax.Array, int], jax.Array]:
+    def crop(key: jax.Array, image: jax.Array, size: int) -> jax.Array:
+        h, w, c = image.shape
+        pad = size or max(1, round(h / 8))
+        padded = jnp.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode=mode)
+        top, left = jax.random.randint(key, (2,), 0, 2 * pad + 1)
+        return jax.lax.dynamic_slice(padded, (top, left, 0), (h, w, c))
+
+    return crop
+
+
+def _cutout(key: jax.Array, image: jax.Array, size: int) -> jax.Array:
+    h, w, _ = image.shape
+    side = size or max(1, h // 2)
+    cy, cx = jax.random.randint(key, (2,), 0, jnp.array([h, w]))
+    # Rows and columns `centre - side // 2` up to `side` of them, clipped at the edges.
+    rows = jnp.abs(jnp.arange(h)[:, None] - cy + side // 2 - (side - 1) / 2) <= (side - 1) / 2
+    cols = jnp.abs(jnp.arange(w)[None, :] - cx + side // 2 - (side - 1) / 2) <= (side - 1) / 2
+    return jnp.where((rows & cols)[..., None], jnp.zeros_like(image), image)
+
+
+_APPLY: dict[str, Callable[[jax.Array, jax.Array, int], jax.Array]] = {
+    "flip": _flip,
+    "crop": _cropper("constant"),
+    "reflect_crop": _cropper("reflect"),
+    "cutout": _cutout,
+}

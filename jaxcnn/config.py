@@ -7,7 +7,7 @@ from the command line (`--config.num_epochs=3`). `check(config)` runs every
 rule that needs no data, so that `train.py` and the benchmark reject a
 mistake before anything loads; the names a config may use come from the
 tables that run them (`OPTIMIZERS`, `SCHEDULES`, `MODELS`, `CONV_IMPLS`,
-`AUGMENTATIONS`).
+`augment.OPERATIONS`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import Any
 import ml_collections
 
 from jaxcnn import layers, models
-from jaxcnn.augment import AUGMENTATIONS
-from jaxcnn.data import FASHION_MNIST_DIR
+from jaxcnn.augment import parse as parse_augment
+from jaxcnn.data.sources import FASHION_MNIST_DIR
 from jaxcnn.optim import OPTIMIZERS, SCHEDULES
 
 # Groups whose keys are free-form: the model's arguments, XLA's options.
@@ -41,9 +41,15 @@ def defaults() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     # Data
     config.dataset = "fashion_mnist"  # the name the data is prepared under (or a TFDS catalog name)
-    config.data_dir = FASHION_MNIST_DIR  # MNIST-format IDX files; '' -> TFDS's catalog
-    config.tfds_dir = "~/tensorflow_datasets"  # where TFDS keeps prepared datasets
-    config.augment = ""  # one of jaxcnn.augment.AUGMENTATIONS (random, on the device)
+    # IDX files, an .npz (x_train, y_train, x_test, y_test), train/ and test/ folders of class
+    # folders of images, or one tree of class folders; '' -> TFDS's catalog (`dataset`).
+    config.data_dir = FASHION_MNIST_DIR
+    config.tfds_dir = "~/tensorflow_datasets"  # where datasets are prepared, once
+    config.image_size = 0  # resize images to this square (centre crop, then scale); 0: keep
+    config.channels = 0  # 1 (grayscale) or 3 (RGB); 0: as the data is (folders: 3 if any colour)
+    config.test_fraction = 0.2  # of each class, held out when data_dir is one tree of classes
+    config.strict = False  # an unreadable image file stops preparation (else: skipped, counted)
+    config.augment = ""  # e.g. "crop,flip" or "reflect_crop:2,flip,cutout:8" (jaxcnn.augment)
     # Model: `name` is a key of jaxcnn.models.MODELS, the other keys its arguments.
     config.model = ml_collections.ConfigDict()
     config.model.name = "lenet"
@@ -99,7 +105,10 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dataset": ((lambda v: isinstance(v, str) and v != ""), "a non-empty name"),
     "data_dir": ((lambda v: isinstance(v, str)), "a path, or '' for TFDS's catalog"),
     "tfds_dir": ((lambda v: isinstance(v, str)), "a path"),
-    "augment": _one_of(AUGMENTATIONS),
+    "image_size": _positive_int(0),
+    "channels": _one_of((0, 1, 3)),
+    "test_fraction": _number(lambda v: 0 < v < 1, "a number in (0, 1)"),
+    "strict": ((lambda v: isinstance(v, bool)), "True or False"),
     "optimizer": _one_of(OPTIMIZERS),
     "learning_rate": _number(lambda v: v > 0, "a number > 0"),
     "schedule": _one_of(SCHEDULES),
@@ -138,6 +147,10 @@ def check(config: ml_collections.ConfigDict) -> None:
     for key, (fits, form) in RULES.items():
         if not fits(config[key]):
             raise ConfigError(f"`{key}` must be {form}, got {config[key]!r}")
+    try:
+        parse_augment(config.augment)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
     for group in OPEN_GROUPS:
         if not isinstance(config[group], ml_collections.ConfigDict):
             raise ConfigError(f"`{group}` must be a group of keys, got {config[group]!r}")

@@ -9,6 +9,7 @@ split. The loop that drives them is `jaxcnn.training`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -58,13 +59,15 @@ class Trainer:
         config,
         model,
         optimizer,
-        mean: float,
-        std: float,
+        mean: Sequence[float],
+        std: Sequence[float],
         mesh: Mesh,
         compiler_options: dict[str, Any] | None = None,
     ):
         self.config, self.model, self.optimizer = config, model, optimizer
-        self.mean, self.std, self.mesh = mean, std, mesh
+        # Per channel, as constants of the compiled steps.
+        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        self.mesh = mesh
         options = compiler_options or None
         self.train_steps = jax.jit(self._train_steps, donate_argnums=0, compiler_options=options)
         self.evaluate = jax.jit(self._evaluate, compiler_options=options)
@@ -80,6 +83,7 @@ class Trainer:
         )
 
     def normalize(self, images: jax.Array) -> jax.Array:
+        """uint8 NHWC images to float32, each channel to mean 0 and deviation 1 over the training split."""
         return (images.astype(jnp.float32) / 255.0 - self.mean) / self.std
 
     def loss(self, params, model_state, x, labels, key):
@@ -147,22 +151,22 @@ class Trainer:
 
 def create_trainer(
     config,
-    train: data.Split,
-    num_classes: int,
+    info: data.DataInfo,
     steps_per_epoch: int,
     mesh: Mesh | None = None,
     options: dict[str, Any] | None = None,
 ) -> tuple[Trainer, TrainState]:
-    """The model, optimizer, normalisation and mesh for `config`, and the initial state.
+    """The model, optimizer, normalisation and mesh for `config` on data `info`
+    describes, and the initial state.
 
     The state is replicated over the mesh (default: `device_mesh(config)`);
     `options` are the steps' compile options (default: `compiler_options`).
     """
     mesh = mesh or device_mesh(config)
     options = compiler_options(config, mesh) if options is None else options
-    model = build_model(config, num_classes)
+    model = build_model(config, info.num_classes)
     init_key, train_key = jax.random.split(jax.random.key(config.seed))
-    input_shape = (1, *train.images.shape[1:])
+    input_shape = (1, *info.image_shape)
     # One compiled init rather than many small eager ops, which dispatch one by
     # one; compiled without XLA's backend optimisations, which for a program
     # run once cost more than they save (docs/performance.md, "Start-up").
@@ -182,16 +186,7 @@ def create_trainer(
         jnp.zeros((), jnp.int32),
         jax.random.key_data(train_key),
     )
-    pixels = train.images.astype(np.float32) / 255.0
-    trainer = Trainer(
-        config,
-        model,
-        optimizer,
-        float(pixels.mean()),
-        float(pixels.std()),
-        mesh,
-        options,
-    )
+    trainer = Trainer(config, model, optimizer, info.mean, info.std, mesh, options)
     return trainer, trainer.replicate(state)
 
 

@@ -35,13 +35,6 @@ from jaxcnn.trainer import Trainer, TrainState, compiler_options, create_trainer
 CHECKPOINT_DIR = "checkpoints"
 
 
-def load_data(config) -> tuple[data.Split, data.Split, int]:
-    builder = data.dataset_builder(config.dataset, config.data_dir, config.tfds_dir)
-    train, test = data.load_split(builder, "train"), data.load_split(builder, "test")
-    num_classes = builder.info.features["label"].num_classes
-    return train, test, num_classes
-
-
 def prepare_workdir(workdir: str | Path) -> Path:
     """`workdir` as an absolute path to a folder this process can write, made if need be.
 
@@ -113,9 +106,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     workdir = prepare_workdir(workdir)
     mesh = device_mesh(config)
     options = compiler_options(config, mesh)
-    train, test, num_classes = load_data(config)
+    train, test, info = data.load(config)
     steps_per_epoch = full_batches(config, train.images.shape[0])
-    trainer, state = create_trainer(config, train, num_classes, steps_per_epoch, mesh, options)
+    trainer, state = create_trainer(config, info, steps_per_epoch, mesh, options)
+    if jax.process_index() == 0:
+        info.save(workdir)  # what predict.py needs to prepare images as training did
     run = Run(config, workdir, trainer, train, test, steps_per_epoch, start_time)
     try:
         with StopRequests() as stops:

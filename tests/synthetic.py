@@ -45,7 +45,7 @@ def write_dataset(
     return directory
 
 
-def small_config(dataset: tuple[Path, Path], **overrides):
+def small_config(dataset: tuple[Path, Path], /, **overrides):
     """The default config, shrunk for `dataset` (the `dataset` fixture): trains in seconds."""
     from configs import lenet
 
@@ -66,7 +66,7 @@ def small_config(dataset: tuple[Path, Path], **overrides):
     return config
 
 
-def config_flags(dataset: tuple[Path, Path], **overrides) -> list[str]:
+def config_flags(dataset: tuple[Path, Path], /, **overrides) -> list[str]:
     """`small_config` as train.py's flags over configs/lenet.py."""
     config = small_config(dataset, **overrides)
     flat = {
@@ -83,3 +83,36 @@ def config_flags(dataset: tuple[Path, Path], **overrides) -> list[str]:
         **{k: v for k, v in overrides.items() if k not in ("num_epochs",)},
     }
     return [f"--config.{key}={value}" for key, value in flat.items()]
+
+
+def write_image_folder(
+    root: Path,
+    n_train: int = 160,
+    n_test: int = 40,
+    split: bool = True,
+    colour_every: int = 3,
+    sizes: tuple[int, ...] = (16, 20, 24),
+) -> Path:
+    """The synthetic classes as image files: `root/{train,test}/<class>/*` (or `root/<class>/*`).
+
+    Class k is named `class_k`; images are PNG (grayscale) and, every
+    `colour_every`-th one, JPEG in colour; their sizes cycle through `sizes`
+    (all square, so a centre crop keeps the whole bar pattern).
+    """
+    from PIL import Image
+
+    for split_name, n, seed in (("train", n_train, 0), ("test", n_test, 1)):
+        images, labels = make_images(n, seed)
+        for i, (image, label) in enumerate(zip(images, labels)):
+            folder = root / (split_name if split else "") / f"class_{label}"
+            folder.mkdir(parents=True, exist_ok=True)
+            picture = Image.fromarray(image)
+            size = sizes[i % len(sizes)]
+            if size != SIZE:
+                picture = picture.resize((size, size), Image.Resampling.NEAREST)
+            if colour_every and i % colour_every == 0:
+                tinted = Image.merge("RGB", (picture, picture, picture.point(lambda v: v // 2)))
+                tinted.save(folder / f"{split_name}_{i}.jpg", quality=95)
+            else:
+                picture.save(folder / f"{split_name}_{i}.png")
+    return root

@@ -37,7 +37,7 @@ def with_(key, value):
 @pytest.mark.parametrize(
     "key, value, match",
     [
-        ("augment", "mixup", "`augment` must be one of"),
+        ("augment", "mixup", "`augment` names .mixup., which is not one of"),
         ("batch_size", 0, "`batch_size` must be a positive int, got 0"),
         ("batch_size", "abc", "`batch_size` must be a positive int, got 'abc'"),
         ("batch_size", True, "`batch_size` must be a positive int, got True"),

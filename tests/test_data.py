@@ -1,9 +1,20 @@
+"""Data from IDX files, image folders and .npz arrays: prepared once, read back in bulk."""
+
+import subprocess
+import sys
+
 import jax
 import numpy as np
 import pytest
 import synthetic
+from synthetic import small_config
 
 from jaxcnn import data
+from jaxcnn.data.sources import FASHION_MNIST_CLASSES
+
+
+def config_for(tmp_path, data_dir, **overrides):
+    return small_config((data_dir, tmp_path / "tfds"), **overrides)
 
 
 @pytest.mark.parametrize("compress", [True, False])
@@ -14,30 +25,158 @@ def test_read_idx_round_trip(tmp_path, compress):
     np.testing.assert_array_equal(data.read_idx(tmp_path / name), array)
 
 
-def test_builder_prepares_idx_directory(tmp_path):
+def multiset(images, labels):
+    return sorted((img.tobytes(), int(label)) for img, label in zip(images, labels))
+
+
+def test_idx_directory_is_prepared_once_and_read_back_in_bulk(tmp_path):
     source = synthetic.write_dataset(tmp_path / "idx", n_train=64, n_test=16, compress=False)
-    builder = data.dataset_builder("tiny", str(source), str(tmp_path / "tfds"))
-    train = data.load_split(builder, "train")
+    train, test, info = data.load(config_for(tmp_path, source, dataset="tiny"))
     assert train.images.shape == (64, 16, 16, 1) and train.images.dtype == np.uint8
-    assert builder.info.features["label"].num_classes == synthetic.NUM_CLASSES
-    assert (tmp_path / "tfds" / "idx_images" / "tiny" / "1.0.0").is_dir()
+    assert test.images.shape == (16, 16, 16, 1) and train.labels.dtype == np.int32
+    assert info.class_names == ("0", "1", "2", "3") and info.image_shape == (16, 16, 1)
     # TFDS shuffles records; each image must still carry its own label.
     images, labels = synthetic.make_images(64, seed=0)
-    expected = sorted((img.tobytes(), int(lbl)) for img, lbl in zip(images, labels))
-    got = sorted(
-        (img[..., 0].tobytes(), int(lbl))
-        for img, lbl in zip(np.asarray(train.images), np.asarray(train.labels))
+    assert multiset(train.images[..., 0], train.labels) == multiset(images, labels)
+    pixels = train.images / 255.0
+    np.testing.assert_allclose(info.mean, [pixels.mean()], rtol=1e-9)
+    np.testing.assert_allclose(info.std, [pixels.std()], rtol=1e-9)
+    [prepared] = (tmp_path / "tfds" / "prepared_images").iterdir()
+    assert prepared.name.startswith("tiny-")
+    assert {p.name for p in (prepared / "2.0.0").glob("*.npy")} == {
+        "train-images.npy", "train-labels.npy", "test-images.npy", "test-labels.npy"
+    }  # fmt: skip
+
+
+def test_a_prepared_dataset_loads_without_importing_tfds(tmp_path):
+    source = synthetic.write_dataset(tmp_path / "idx", n_train=64, n_test=16)
+    config = config_for(tmp_path, source)
+    data.load(config)
+    code = (
+        "import sys\n"
+        "from configs import lenet\n"
+        "from jaxcnn import data\n"
+        f"c = lenet.get_config(); c.dataset = {config.dataset!r}\n"
+        f"c.data_dir, c.tfds_dir = {str(source)!r}, {str(tmp_path / 'tfds')!r}\n"
+        "train, test, info = data.load(c)\n"
+        "print(train.images.shape, 'tensorflow_datasets' in sys.modules)\n"
     )
-    assert got == expected
-    assert data.load_split(builder, "test").images.shape == (16, 16, 16, 1)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+        cwd=synthetic.Path(__file__).parents[1],
+    )  # fmt: skip
+    assert result.stdout.strip() == "(64, 16, 16, 1) False", result.stderr
+
+
+def test_fashion_mnist_classes_are_named(tmp_path):
+    images, labels = synthetic.make_images(40, seed=0)
+    labels = np.arange(40) % 10  # ten classes, as Fashion-MNIST
+    (tmp_path / "fm").mkdir()
+    for prefix in ("train", "t10k"):
+        synthetic.write_idx(tmp_path / "fm" / f"{prefix}-images-idx3-ubyte", images, False)
+        synthetic.write_idx(tmp_path / "fm" / f"{prefix}-labels-idx1-ubyte", labels, False)
+    _, _, info = data.load(config_for(tmp_path, tmp_path / "fm", dataset="fashion_mnist"))
+    assert info.class_names == FASHION_MNIST_CLASSES
+
+
+def test_image_folders_grayscale_and_colour_of_several_sizes(tmp_path, capsys):
+    root = synthetic.write_image_folder(tmp_path / "images", n_train=60, n_test=20, sizes=(16, 20))
+    (root / "train" / "class_0" / "notes.txt").write_text("not an image")
+    (root / "train" / "class_1" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    config = config_for(tmp_path, root, image_size=16)
+    train, test, info = data.load(config)
+    assert "train: skipped 2 of 62 files that are not readable images" in capsys.readouterr().err
+    assert train.images.shape == (60, 16, 16, 3)  # some are colour: all become RGB
+    assert test.images.shape == (20, 16, 16, 3)
+    assert info.class_names == ("class_0", "class_1", "class_2", "class_3")
+    # The grayscale PNGs written at 16x16 come back as they were, in each RGB channel.
+    images, labels = synthetic.make_images(60, seed=0)
+    png = [i for i in range(60) if i % 2 == 0 and i % 3 != 0]
+    got = multiset(train.images[..., 0], train.labels)
+    assert len(png) == 20 and all(entry in got for entry in multiset(images[png], labels[png]))
+    gray = train.images[(train.images[..., 0] == train.images[..., 2]).all(axis=(1, 2))]
+    np.testing.assert_array_equal(gray[..., 0], gray[..., 1])
+    # As grayscale, at another size.
+    config = config_for(tmp_path, root, image_size=12, channels=1)
+    train, _, info = data.load(config)
+    assert train.images.shape == (60, 12, 12, 1) and info.image_shape == (12, 12, 1)
+
+
+def test_one_tree_of_classes_is_split_by_test_fraction(tmp_path):
+    root = synthetic.write_image_folder(tmp_path / "tree", n_train=100, n_test=0, split=False)
+    config = config_for(tmp_path, root, image_size=16, test_fraction=0.25)
+    train, test, _ = data.load(config)
+    assert len(train.labels) + len(test.labels) == 100
+    assert 20 <= len(test.labels) <= 30  # a quarter of each class, rounded
+    again, _, _ = data.load(config)
+    np.testing.assert_array_equal(again.images, train.images)  # the same split every time
+
+
+def test_strict_stops_at_an_unreadable_file(tmp_path):
+    root = synthetic.write_image_folder(tmp_path / "images", n_train=20, n_test=8)
+    (root / "train" / "class_0" / "notes.txt").write_text("not an image")
+    with pytest.raises(
+        data.DataError, match=r"notes.txt is not a readable image \(`strict` is on\)"
+    ):
+        data.load(config_for(tmp_path, root, image_size=16, strict=True))
+
+
+def test_image_folders_of_several_sizes_need_image_size(tmp_path):
+    root = synthetic.write_image_folder(tmp_path / "images", n_train=20, n_test=8)
+    with pytest.raises(data.DataError, match="the images have 3 sizes .*set --config.image_size"):
+        data.load(config_for(tmp_path, root))
+
+
+@pytest.mark.parametrize(
+    "layout, match",
+    [
+        ({"train/a/x.png": 1, "train/b": 0, "test/a/y.png": 1}, "class folder .*train/b is empty"),
+        ({"train/a/x.png": 1, "test/a/y.png": 1}, "holds one class folder .a.: a classifier needs two"),
+        ({"train/a/x.png": 1, "train/b/x.png": 1, "test/c/y.png": 1}, r"classes that .*train lacks: \['c'\]"),
+        ({"notes.txt": 1}, "holds no class folders"),
+        ({"train/a/x.png": 1, "train/b/x.png": 1}, "has a train/ folder but no test/ folder"),
+    ],
+)  # fmt: skip
+def test_malformed_image_folders_are_one_line_errors_naming_the_path(tmp_path, layout, match):
+    from PIL import Image
+
+    root = tmp_path / "bad"
+    for name, is_file in layout.items():
+        path = root / name
+        if is_file:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if path.suffix == ".png":
+                Image.new("L", (4, 4)).save(path)
+            else:
+                path.write_text("x")
+        else:
+            path.mkdir(parents=True)
+    with pytest.raises(data.DataError, match=match) as error:
+        data.load(config_for(tmp_path, root))
+    assert "\n" not in str(error.value)
+
+
+def test_npz_arrays_uint8_hwc_and_float_hw(tmp_path):
+    images, labels = synthetic.make_images(40, seed=0)
+    np.savez(tmp_path / "u8.npz", x_train=images[:30, :, :, None], y_train=labels[:30],
+             x_test=images[30:, :, :, None], y_test=labels[30:])  # fmt: skip
+    np.savez(tmp_path / "f.npz", x_train=images[:30] / 255.0, y_train=labels[:30],
+             x_test=images[30:] / 255.0, y_test=labels[30:])  # fmt: skip
+    train, test, _ = data.load(config_for(tmp_path, tmp_path / "u8.npz", dataset="u8"))
+    assert multiset(train.images[..., 0], train.labels) == multiset(images[:30], labels[:30])
+    ftrain, _, _ = data.load(config_for(tmp_path, tmp_path / "f.npz", dataset="f"))
+    assert multiset(ftrain.images[..., 0], ftrain.labels) == multiset(images[:30], labels[:30])
+    np.savez(tmp_path / "bad.npz", x_train=images, y_train=labels)
+    with pytest.raises(data.DataError, match=r"bad.npz lacks \['x_test', 'y_test'\]"):
+        data.load(config_for(tmp_path, tmp_path / "bad.npz"))
 
 
 def test_missing_data_says_how_to_get_it(tmp_path):
     with pytest.raises(data.DataError, match="apt-get install dataset-fashion-mnist"):
-        data.dataset_builder("fashion_mnist", str(tmp_path / "nowhere"), str(tmp_path / "tfds"))
+        data.load(config_for(tmp_path, tmp_path / "nowhere"))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(data.DataError, match="no train-images-idx3-ubyte"):
-        data.dataset_builder("fashion_mnist", str(tmp_path / "empty"), str(tmp_path / "tfds"))
+    with pytest.raises(data.DataError, match="holds no class folders"):
+        data.load(config_for(tmp_path, tmp_path / "empty"))
 
 
 def test_epoch_batches_permute_and_drop_the_rest():

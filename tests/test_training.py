@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from synthetic import small_config
 
+from jaxcnn import data, training
 from jaxcnn import trainer as trainer_lib
-from jaxcnn import training
 from jaxcnn.config import ConfigError
 from jaxcnn.metrics import read_metrics
 
@@ -201,16 +201,15 @@ def test_cli_missing_data_is_one_line(tmp_path):
         f"--config.tfds_dir={tmp_path}",
     )
     assert result.returncode == 1
-    last = result.stderr.strip().splitlines()[-1]
-    assert (
-        last.startswith("train.py: no train-images-idx3-ubyte") and "dataset-fashion-mnist" in last
-    )
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("train.py: `data_dir` ") and "does not exist" in line
+    assert "apt-get install dataset-fashion-mnist" in line
 
 
 def test_train_loss_is_plain_cross_entropy(dataset):
     config = small_config(dataset, label_smoothing=0.2, augment="")
-    train, _, num_classes = training.load_data(config)
-    trainer, state = trainer_lib.create_trainer(config, train, num_classes, steps_per_epoch=24)
+    train, _, info = data.load(config)
+    trainer, state = trainer_lib.create_trainer(config, info, steps_per_epoch=24)
     index = np.arange(32)[None]
     logits = trainer.model.apply(state.params, trainer.normalize(train.images[index[0]]))
     log_p = np.asarray(jax.nn.log_softmax(logits))
@@ -223,12 +222,12 @@ def test_data_parallel_steps_match_one_device(dataset):
     config = small_config(
         dataset, augment="shift_flip"
     )  # random numbers must not depend on devices
-    train, _, num_classes = training.load_data(config)
+    train, _, info = data.load(config)
     index = np.arange(96).reshape(3, 1, 32)
     results = {}
     for devices in (1, 2):
         config.num_devices = devices
-        trainer, state = trainer_lib.create_trainer(config, train, num_classes, steps_per_epoch=24)
+        trainer, state = trainer_lib.create_trainer(config, info, steps_per_epoch=24)
         assert trainer.mesh.size == devices
         images, labels = trainer.replicate(train)
         step = trainer.train_steps.lower(state, images, labels, trainer.shard_batches(index[0]))
@@ -281,7 +280,7 @@ def test_bad_device_config(dataset, tmp_path, override, match):
 def test_two_processes_train_like_one(dataset, tmp_path):
     """`train.py --distributed` as two local processes (one CPU device each, gloo collectives)."""
     source, tfds_dir = dataset
-    training.load_data(small_config(dataset))  # prepared once, before two processes read it
+    data.load(small_config(dataset))  # prepared once, before two processes read it
     flags = [
         "--config.dataset=synthetic",
         f"--config.data_dir={source}",

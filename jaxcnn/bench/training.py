@@ -55,16 +55,16 @@ def bench_training(
     for path, config in configs.items():
         config.batch_size = batch_size
         config.augment = ""  # the same work as PyTorch's peer, which does not augment
-        train, _, num_classes = training.load_data(config)  # once for all device counts
+        train, _, info = data.load(config)  # once for all device counts
         trainees = []
         for num_devices, chunk in itertools.product(
             devices, steps_per_call or (config.steps_per_call,)
         ):
             variant = config.copy_and_resolve_references()
             variant.num_devices, variant.steps_per_call = num_devices, chunk
-            trainees.append(jax_trainee(variant, train, num_classes, path))
+            trainees.append(jax_trainee(variant, train, info, path))
         if with_torch:
-            model = trainer_lib.build_model(config, num_classes)
+            model = trainer_lib.build_model(config, info.num_classes)
             trainees.append(torch_trainee(config, model, train, batch_size))
         turn_s = time_in_turns([t.run for t in trainees], steps)
         config_rows = [t.result(turns) for t, turns in zip(trainees, turn_s)]
@@ -90,7 +90,7 @@ def bench_training(
     return report
 
 
-def jax_trainee(config, train, num_classes: int, name: str) -> Trainee:
+def jax_trainee(config, train, info: data.DataInfo, name: str) -> Trainee:
     """`config` on its `num_devices`, its steps run as `train.py` runs them.
 
     `steps_per_call` steps to a jitted call (rounded to divide the epoch); a
@@ -99,7 +99,7 @@ def jax_trainee(config, train, num_classes: int, name: str) -> Trainee:
     batch_size = config.batch_size
     steps_per_epoch = full_batches(config, train.images.shape[0])
     chunk = training.chunk_size(steps_per_epoch, config.steps_per_call)  # as train.py runs it
-    trainer, state = trainer_lib.create_trainer(config, train, num_classes, steps_per_epoch)
+    trainer, state = trainer_lib.create_trainer(config, info, steps_per_epoch)
     images, labels = trainer.replicate(train)
     epoch = np.asarray(data.epoch_batches(jax.random.key(1), train.images.shape[0], batch_size))
     index = [trainer.shard_batches(call) for call in epoch.reshape(-1, chunk, batch_size)]

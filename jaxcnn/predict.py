@@ -1,0 +1,128 @@
+"""Using a trained model: the classes of new images, as training prepared its own.
+
+`Predictor.load(workdir)` reads what `train.py` left there (`config.json`,
+`data.json` and the newest intact checkpoint); `predict(paths)` decodes each
+image as its training images were decoded (`jaxcnn.data.images`: converted to
+their channels, centre-cropped and scaled to their size), normalises it with
+the training split's statistics and returns the class probabilities.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxcnn.checkpoint import Checkpoints
+from jaxcnn.data import DataInfo
+from jaxcnn.data.images import Layout, decode
+from jaxcnn.data.sources import DataError
+from jaxcnn.trainer import Trainer, TrainState, create_trainer
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+@dataclasses.dataclass
+class Prediction:
+    path: str
+    classes: list[str]  # the `top_k` most probable, most probable first
+    probabilities: list[float]
+
+
+class Predictor:
+    """A trained model and what it needs to read images as it was trained to."""
+
+    def __init__(self, trainer: Trainer, state: TrainState, info: DataInfo, step: int):
+        self.trainer, self.state, self.info, self.step = trainer, state, info, step
+        self._probabilities = jax.jit(self._forward)
+
+    @classmethod
+    def load(cls, workdir: str | Path) -> Predictor:
+        """The model in `workdir`, at its newest intact checkpoint.
+
+        Raises:
+          DataError: if `workdir` lacks a trained model, in one line saying what is missing.
+        """
+        workdir = Path(workdir).expanduser()
+        for name, made_by in (("config.json", "train.py"), ("data.json", "train.py")):
+            if not (workdir / name).is_file():
+                raise DataError(f"{workdir} has no {name}: is it a workdir {made_by} trained in?")
+        config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+        info = DataInfo.read(workdir)
+        config.num_devices = 1
+        trainer, state = create_trainer(config, info, steps_per_epoch=1)
+        checkpoints = Checkpoints(workdir / "checkpoints", config.keep_checkpoints, print)
+        try:
+            restored = checkpoints.restore_latest(state, lambda record: None)
+        finally:
+            checkpoints.close()
+        if restored is None:
+            raise DataError(f"{workdir} has no checkpoint yet: train first, or wait for epoch 1")
+        state, record = restored
+        return cls(trainer, TrainState(*state), info, int(record["epochs"]))
+
+    def _forward(self, params, model_state, images):
+        logits, _ = self.trainer.model.apply_with_state(
+            params, model_state, self.trainer.normalize(images), training=False
+        )
+        return jax.nn.softmax(logits)
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """Class probabilities `(n, classes)` of uint8 NHWC `images` in the training layout."""
+        return np.asarray(self._probabilities(self.state.params, self.state.model_state, images))
+
+    def read(self, path: Path) -> np.ndarray:
+        """`path` decoded as the training images were; a `DataError` if it is no readable image."""
+        h, w, c = self.info.image_shape
+        image = decode(path, Layout(h, w, c))
+        if image is None:
+            raise DataError(f"{path} is not a readable image")
+        return image
+
+    def predict(self, paths: list[Path], top_k: int = 3, batch_size: int = 256) -> list[Prediction]:
+        """The `top_k` classes of each image, most probable first."""
+        top_k = min(top_k, self.info.num_classes)
+        predictions = []
+        for start in range(0, len(paths), batch_size):
+            chunk = paths[start : start + batch_size]
+            probs = self.probabilities(np.stack([self.read(p) for p in chunk]))
+            for path, p in zip(chunk, probs):
+                best = np.argsort(-p)[:top_k]
+                predictions.append(
+                    Prediction(
+                        str(path),
+                        [self.info.class_names[i] for i in best],
+                        [float(p[i]) for i in best],
+                    )
+                )
+        return predictions
+
+
+def image_paths(arguments: list[str]) -> tuple[list[Path], list[Path]]:
+    """The images the arguments name (files, or folders searched for image files), and the
+    files in those folders that were passed over as not images by their suffix.
+
+    Raises:
+      DataError: for a path that does not exist, or a folder with no image in it.
+    """
+    paths, passed_over = [], []
+    for argument in arguments:
+        path = Path(argument).expanduser()
+        if path.is_file():
+            paths.append(path)
+        elif path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+            images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+            passed_over += [p for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
+            if not images:
+                raise DataError(
+                    f"{path} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})"
+                )
+            paths += images
+        else:
+            raise DataError(f"{path}: no such file or folder")
+    return paths, passed_over

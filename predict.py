@@ -1,0 +1,54 @@
+"""Classify images with a trained model: `python predict.py --workdir runs/NAME IMAGE_OR_FOLDER...`.
+
+Prints, per image, its `--top_k` classes with their probabilities (`--json`:
+one JSON object per image). Each image is prepared as the training images
+were: converted to their channels, centre-cropped and scaled to their size,
+normalised by their statistics. A wrong path, an unreadable image or a
+workdir without a trained model is one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from absl import logging
+
+from jaxcnn import malloc
+from jaxcnn.data.sources import DataError
+from jaxcnn.predict import Predictor, image_paths
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="predict.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workdir", required=True, help="where train.py trained the model")
+    parser.add_argument("images", nargs="+", help="image files, or folders of them")
+    parser.add_argument("--top_k", type=int, default=3, help="classes to show per image")
+    parser.add_argument("--json", action="store_true", help="one JSON object per image")
+    args = parser.parse_args(argv)
+    if args.top_k < 1:
+        parser.error("--top_k must be >= 1")
+    logging.set_verbosity(logging.ERROR)
+    malloc.retain_freed_memory()
+    try:
+        paths, passed_over = image_paths(args.images)
+        predictor = Predictor.load(args.workdir)
+        predictions = predictor.predict(paths, args.top_k)
+    except DataError as e:
+        sys.exit(f"predict.py: {e}")
+    if passed_over:
+        print(
+            f"predict.py: passed over {len(passed_over)} files that are not images", file=sys.stderr
+        )
+    for p in predictions:
+        if args.json:
+            print(json.dumps(dataclasses.asdict(p)))
+        else:
+            ranked = ", ".join(f"{c} {prob:.1%}" for c, prob in zip(p.classes, p.probabilities))
+            print(f"{p.path}: {ranked}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+"""predict.py: a trained model's classes for new images, prepared as training's were."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import synthetic
+from synthetic import small_config
+
+from jaxcnn import training
+from jaxcnn.data import DataError
+from jaxcnn.predict import Predictor, image_paths
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Two epochs on a folder of grayscale PNGs and colour JPEGs, resized to 16x16 RGB."""
+    root = tmp_path_factory.mktemp("predict")
+    images = synthetic.write_image_folder(root / "images", n_train=192, n_test=48)
+    config = small_config((images, root / "tfds"), image_size=16, num_epochs=3)
+    training.train_and_evaluate(config, root / "run")
+    # New images the model has not seen: the same classes, written the same ways.
+    synthetic.write_image_folder(root / "new", n_train=0, n_test=24, split=False)
+    return root
+
+
+def test_predicts_the_classes_of_new_images(trained):
+    paths, passed_over = image_paths([str(trained / "new")])
+    assert len(paths) == 24 and not passed_over
+    predictor = Predictor.load(trained / "run")
+    predictions = predictor.predict(paths, top_k=2)
+    right = [p.classes[0] == Path(p.path).parent.name for p in predictions]
+    assert np.mean(right) > 0.8  # chance is 0.25
+    for p in predictions:
+        assert len(p.classes) == 2 and p.probabilities[0] >= p.probabilities[1] > 0
+        assert sum(p.probabilities) <= 1 + 1e-6
+
+
+def test_the_command_prints_top_k_and_json(trained):
+    image = next((trained / "new").rglob("*.png"))
+    run = [sys.executable, "predict.py", "--workdir", str(trained / "run")]
+    text = subprocess.run(
+        [*run, str(image), "--top_k", "3"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert text.returncode == 0, text.stderr
+    [line] = text.stdout.strip().splitlines()
+    assert line.startswith(f"{image}: class_") and line.count("%") == 3
+    out = subprocess.run(
+        [*run, str(image), "--json", "--top_k", "10"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    record = json.loads(out.stdout)
+    assert record["path"] == str(image) and len(record["classes"]) == 4  # no more than there are
+    assert abs(sum(record["probabilities"]) - 1) < 1e-5
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["{run}", "{tmp}/missing.png"], "missing.png: no such file or folder"),
+        (["{run}", "{tmp}/notes.png"], "notes.png is not a readable image"),
+        (["{tmp}", "{image}"], "has no config.json: is it a workdir train.py trained in?"),
+    ],
+)
+def test_mistakes_are_one_line(trained, tmp_path, args, message):
+    (tmp_path / "notes.png").write_text("not an image")
+    image = next((trained / "new").rglob("*.png"))
+    workdir, *images = [a.format(run=trained / "run", tmp=tmp_path, image=image) for a in args]
+    result = subprocess.run(
+        [sys.executable, "predict.py", "--workdir", workdir, *images],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("predict.py: ") and message in line
+
+
+def test_a_workdir_without_a_checkpoint(trained, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("config.json", "data.json"):
+        (run / name).write_text((trained / "run" / name).read_text())
+    with pytest.raises(DataError, match="has no checkpoint yet"):
+        Predictor.load(run)
