@@ -27,6 +27,7 @@ from jaxcnn import layers, models
 from jaxcnn.augment import parse as parse_augment
 from jaxcnn.data.sources import FASHION_MNIST_DIR
 from jaxcnn.optim import OPTIMIZERS, SCHEDULES
+from jaxcnn.precision import COMPUTE_DTYPES
 
 # Groups whose keys are free-form: the model's arguments, XLA's options.
 OPEN_GROUPS = ("model", "cpu_compiler_options")
@@ -65,13 +66,14 @@ def defaults() -> ml_collections.ConfigDict:
     config.eval_batch_size = 1000  # global; evaluation sees every test example
     config.num_epochs = 10  # also the length of the learning-rate schedule
     config.steps_per_call = 12  # steps per jitted call, scanned; rounded down to divide an epoch
+    config.compute_dtype = "float32"  # or bfloat16, float16; parameters stay float32
     config.max_loss = 0.0  # stop when a step's loss passes this (0: off); NaN or inf always stops
     # Checkpoints
     config.checkpoint_every_steps = 500  # and at every epoch's end; 0: at epochs' ends only
     config.keep_checkpoints = 3  # the newest this many are kept
     # Devices
     config.num_devices = 0  # data parallel over this many devices; 0 = all of the default backend's
-    config.cpu_devices = 1  # XLA devices the host CPU is split into (CPU backend only)
+    config.cpu_devices = 0  # XLA devices the host CPU is split into; 0: XLA_FLAGS', else 1
     # XLA compile options for the training and evaluation steps, on CPU devices only.
     config.cpu_compiler_options = ml_collections.ConfigDict()
     config.seed = 0
@@ -121,12 +123,13 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "num_epochs": _positive_int(0),
     "steps_per_call": _positive_int(1),
     "num_devices": (_positive_int(0)[0], "an int >= 0 (0: all)"),
-    "cpu_devices": _positive_int(1),
+    "cpu_devices": (_positive_int(0)[0], "an int >= 0 (0: as XLA_FLAGS says, else 1)"),
     "seed": _positive_int(0),
     "max_loss": _number(lambda v: v >= 0, "a number >= 0 (0: off)"),
     "checkpoint_every_steps": (_positive_int(0)[0], "an int >= 0 (0: at epochs' ends only)"),
     "keep_checkpoints": _positive_int(1),
     "compile_cache_dir": ((lambda v: isinstance(v, str)), "a path, or '' for none"),
+    "compute_dtype": _one_of(COMPUTE_DTYPES),
 }
 
 

@@ -68,7 +68,8 @@ def batch_norm(
     """
     c = _check(params, state, x, momentum, eps)
     if not training:
-        y = (x - state["mean"]) * jax.lax.rsqrt(state["var"] + eps) * params["scale"]
+        rstd = jax.lax.rsqrt(state["var"] + eps).astype(x.dtype)
+        y = (x - state["mean"].astype(x.dtype)) * rstd * params["scale"]
         return y + params["bias"], dict(state)
     y, mean, var = _normalize(x, params["scale"], params["bias"], eps)
     count = x.size // c
@@ -105,12 +106,15 @@ def _normalize(x, scale, bias, eps):
 
 
 def _normalize_fwd(x, scale, bias, eps):
+    # Statistics in float32 at least: bfloat16 sums of a whole batch drift.
     count = x.size // x.shape[-1]
-    mean = channel_sum(x) / count
-    var = channel_sum(jnp.square(x - mean)) / count  # biased, to normalise with
+    x32 = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    mean = channel_sum(x32) / count
+    var = channel_sum(jnp.square(x32 - mean)) / count  # biased, to normalise with
     rstd = jax.lax.rsqrt(var + eps)
-    xhat = (x - mean) * rstd
-    return (xhat * scale + bias, mean, var), (xhat, rstd, scale)
+    xhat = ((x32 - mean) * rstd).astype(x.dtype)
+    y = xhat * scale + bias
+    return (y, mean, var), (xhat, rstd.astype(x.dtype), scale)
 
 
 def _normalize_bwd(eps, residuals, cotangents):

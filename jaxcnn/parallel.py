@@ -20,6 +20,7 @@ sharding.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,16 +32,37 @@ from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 BATCH_AXIS = "batch"
 
 
+XLA_DEVICE_COUNT_FLAG = "--xla_force_host_platform_device_count"
+
+
+def xla_flags_device_count(flags: str | None = None) -> int | None:
+    """The CPU device count that `XLA_FLAGS` (or `flags`) asks for, if it asks."""
+    for flag in (os.environ.get("XLA_FLAGS", "") if flags is None else flags).split():
+        name, _, value = flag.partition("=")
+        if name == XLA_DEVICE_COUNT_FLAG and value.isdigit():
+            return int(value)
+    return None
+
+
 def use_cpu_devices(count: int) -> None:
-    """Splits the host CPU into `count` XLA devices.
+    """Splits the host CPU into `count` XLA devices; 0 leaves it to JAX (and `XLA_FLAGS`).
 
     Must run before JAX first uses a backend (before any array is created).
 
     Raises:
-      ValueError: if `count` < 1, or JAX has already started its backends.
+      ValueError: if `count` < 0, if `XLA_FLAGS` asks for another count (naming
+        both), or if JAX has already started its backends.
     """
-    if not isinstance(count, int) or count < 1:
-        raise ValueError(f"`cpu_devices` must be a positive int, got {count!r}")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ValueError(f"`cpu_devices` must be an int >= 0 (0: as JAX has it), got {count!r}")
+    flagged = xla_flags_device_count()
+    if count == 0:
+        return
+    if flagged is not None and flagged != count:
+        raise ValueError(
+            f"`cpu_devices` ({count}) and XLA_FLAGS' {XLA_DEVICE_COUNT_FLAG}={flagged} ask for "
+            "different numbers of CPU devices: give one of them, or the same number"
+        )
     try:
         jax.config.update("jax_num_cpu_devices", count)
     except RuntimeError as e:

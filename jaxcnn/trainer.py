@@ -19,10 +19,11 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from jaxcnn import data, layers, models, parallel, xla
+from jaxcnn import data, layers, models, parallel, precision, xla
 from jaxcnn.augment import augment
 from jaxcnn.config import ConfigError
 from jaxcnn.optim import build_optimizer
+from jaxcnn.precision import COMPUTE_DTYPES
 
 # Dropout's key is its step's augmentation key folded with this: a stream of its own.
 DROPOUT_STREAM = 0x64726F70
@@ -34,6 +35,7 @@ class TrainState(NamedTuple):
     model_state: Any  # {layer name: batch norm's running statistics}; {} without
     step: jax.Array  # [] int32, optimizer steps taken
     rng: jax.Array  # [2] uint32 raw key data, split once per step
+    loss_scale: jax.Array  # [] float32; 1 but for float16 (jaxcnn.precision)
 
 
 def build_model(config: ml_collections.ConfigDict, num_classes: int) -> layers.Layer:
@@ -86,30 +88,49 @@ class Trainer:
         """uint8 NHWC images to float32, each channel to mean 0 and deviation 1 over the training split."""
         return (images.astype(jnp.float32) / 255.0 - self.mean) / self.std
 
-    def loss(self, params, model_state, x, labels, key):
-        """Label-smoothed cross-entropy to minimise; plain cross-entropy, accuracy and the
-        model's new state (batch-norm statistics) to report."""
+    def logits(self, params, model_state, x, *, training: bool, key=None):
+        """The model's float32 logits and new state, computed in `compute_dtype`."""
+        dtype = COMPUTE_DTYPES[self.config.compute_dtype]
         logits, model_state = self.model.apply_with_state(
-            params, model_state, x, training=True, key=key
+            precision.cast(params, dtype), model_state, x.astype(dtype), training=training, key=key
         )
+        return logits.astype(jnp.float32), model_state
+
+    def loss(self, params, model_state, x, labels, key, scale):
+        """Label-smoothed cross-entropy to minimise (times the loss `scale`); plain
+        cross-entropy, accuracy and the model's new state (batch-norm statistics) to report."""
+        logits, model_state = self.logits(params, model_state, x, training=True, key=key)
         log_p = jax.nn.log_softmax(logits)
         targets = optax.smooth_labels(
             jax.nn.one_hot(labels, log_p.shape[-1]), self.config.label_smoothing
         )
         loss = -jnp.sum(targets * log_p, axis=-1).mean()
         cross_entropy, correct = scores(log_p, labels)
-        return loss, (cross_entropy.mean(), correct.mean(), model_state)
+        return loss * scale, (cross_entropy.mean(), correct.mean(), model_state)
 
     def train_step(self, state: TrainState, images, labels) -> tuple[TrainState, dict]:
         rng, aug_key = jax.random.split(jax.random.wrap_key_data(state.rng))
         x = augment(aug_key, self.normalize(images), self.config.augment)
         dropout_key = jax.random.fold_in(aug_key, DROPOUT_STREAM)
         (_, (loss, accuracy, model_state)), grads = jax.value_and_grad(self.loss, has_aux=True)(
-            state.params, state.model_state, x, labels, dropout_key
+            state.params, state.model_state, x, labels, dropout_key, state.loss_scale
         )
+        grads = jax.tree.map(lambda g: g / state.loss_scale, grads)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        state = TrainState(params, opt_state, model_state, state.step + 1, jax.random.key_data(rng))
+        if self.config.compute_dtype == "float16":  # an overflowing step changes nothing
+            finite = precision.all_finite(grads)
+            keep = lambda new, old: jax.tree.map(  # noqa: E731
+                lambda n, o: jnp.where(finite, n, o), new, old
+            )
+            params, opt_state = keep(params, state.params), keep(opt_state, state.opt_state)
+            model_state = keep(model_state, state.model_state)
+            scale = precision.next_loss_scale(state.loss_scale, finite, state.step)
+        else:
+            scale = state.loss_scale
+        state = TrainState(
+            params, opt_state, model_state, state.step + 1, jax.random.key_data(rng), scale
+        )
         return state, {"loss": loss, "accuracy": accuracy}
 
     def _train_steps(
@@ -137,7 +158,7 @@ class Trainer:
         def batch(totals, inputs):
             index, weight = inputs
             x = self.normalize(images[index])
-            logits, _ = self.model.apply_with_state(params, model_state, x, training=False)
+            logits, _ = self.logits(params, model_state, x, training=False)
             log_p = jax.nn.log_softmax(logits)
             loss, correct = scores(log_p, labels[index])
             return jax.tree.map(
@@ -185,6 +206,7 @@ def create_trainer(
         model_state,
         jnp.zeros((), jnp.int32),
         jax.random.key_data(train_key),
+        precision.initial_loss_scale(config.compute_dtype),
     )
     trainer = Trainer(config, model, optimizer, info.mean, info.std, mesh, options)
     return trainer, trainer.replicate(state)

@@ -28,6 +28,7 @@ from jaxcnn import data, parallel
 from jaxcnn.checkpoint import Checkpoints, SaveError
 from jaxcnn.config import ConfigError, check, full_batches
 from jaxcnn.metrics import CURVES_FILE, METRICS_FILE, append_metrics, plot_curves, reconcile
+from jaxcnn.phases import Phases
 from jaxcnn.stop import Diverged, Stopped, StopRequests
 from jaxcnn.summary import summary
 from jaxcnn.trainer import Trainer, TrainState, compiler_options, create_trainer, device_mesh
@@ -102,21 +103,27 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
       SaveError: a checkpoint could not be written (a full disk).
     """
     start_time = time.perf_counter()
-    check(config)
-    workdir = prepare_workdir(workdir)
-    mesh = device_mesh(config)
-    options = compiler_options(config, mesh)
-    train, test, info = data.load(config)
+    phases = Phases()
+    with phases("set-up"):
+        check(config)
+        workdir = prepare_workdir(workdir)
+        mesh = device_mesh(config)
+        options = compiler_options(config, mesh)
+    with phases("data"):
+        train, test, info = data.load(config)
     steps_per_epoch = full_batches(config, train.images.shape[0])
-    trainer, state = create_trainer(config, info, steps_per_epoch, mesh, options)
-    if jax.process_index() == 0:
-        info.save(workdir)  # what predict.py needs to prepare images as training did
-    run = Run(config, workdir, trainer, train, test, steps_per_epoch, start_time)
+    with phases("set-up"):
+        trainer, state = create_trainer(config, info, steps_per_epoch, mesh, options)
+        if jax.process_index() == 0:
+            info.save(workdir)  # what predict.py needs to prepare images as training did
+        run = Run(config, workdir, trainer, train, test, steps_per_epoch, start_time, phases)
     try:
         with StopRequests() as stops:
             return run.train(state, stops)
     finally:
-        run.checkpoints.close()
+        with phases("saving"):
+            run.checkpoints.close()
+        run.report(phases.line())
 
 
 class Run:
@@ -131,8 +138,10 @@ class Run:
         test: data.Split,
         steps_per_epoch: int,
         start_time: float,
+        phases: Phases,
     ):
         self.config, self.workdir, self.trainer = config, workdir, trainer
+        self.phases = phases
         self.steps_per_epoch, self.start_time = steps_per_epoch, start_time
         self.num_train = train.images.shape[0]
         self.input_shape = (1, *train.images.shape[1:])
@@ -157,14 +166,16 @@ class Run:
             print(line, flush=True)
 
     def train(self, state: TrainState, stops: StopRequests) -> dict:
-        state, position = self.resume(state)
+        with self.phases("set-up"):
+            state, position = self.resume(state)
         if self.lead:
             (self.workdir / "config.json").write_text(self.config.to_json(indent=2))
         last = None
         for epoch in range(position.epochs + 1, self.config.num_epochs + 1):
             state, position = self.run_epoch(state, position, epoch, stops)
             last = position.line
-        self.checkpoints.wait()
+        with self.phases("saving"):
+            self.checkpoints.wait()
         if last is None:  # nothing left to train: report the restored model
             last = {"epoch": position.epochs, "step": self.step(state), **self.test(state)}
             self.report(
@@ -172,7 +183,8 @@ class Run:
                 f"test accuracy {last['test_accuracy']:.4f}"
             )
         if self.lead and self.metrics_path.exists():
-            plot_curves(self.metrics_path, self.workdir / CURVES_FILE)
+            with self.phases("saving"):
+                plot_curves(self.metrics_path, self.workdir / CURVES_FILE)
         return last
 
     def resume(self, state: TrainState) -> tuple[TrainState, Position]:
@@ -250,46 +262,54 @@ class Run:
             leave=False,
         )
         every = config.checkpoint_every_steps
-        for first in range(position.epoch_steps, self.steps_per_epoch, chunk):
-            index = self.trainer.shard_batches(order[first : first + chunk])
-            state, metrics = self.trainer.train_steps(state, self.images, self.labels, index)
-            pending.append(metrics)
-            if self.one_at_a_time:
-                jax.block_until_ready(metrics)
-            self.read_back(pending[:-1], position, epoch)
-            del pending[:-1]
-            bar.update(chunk)
-            done = first + chunk
-            step = (epoch - 1) * self.steps_per_epoch + done
-            due = every and step // every > (step - chunk) // every
-            if (due or stops.requested) and done < self.steps_per_epoch:
-                self.read_back(pending, position, epoch)
-                pending.clear()
-                position.epoch_steps, position.seconds = done, time.perf_counter() - start
-                self.save(state, position)
-                if stops.requested:
-                    self.checkpoints.wait()
-                    raise Stopped(
-                        f"stopped by {stops.name()} at epoch {epoch}, step {step}; its checkpoint "
-                        f"is saved: rerun the same command to resume from it",
-                        stops.exit_code(),
-                    )
-        bar.close()
-        self.read_back(pending, position, epoch)
+        with self.phases("train"):
+            for first in range(position.epoch_steps, self.steps_per_epoch, chunk):
+                index = self.trainer.shard_batches(order[first : first + chunk])
+                state, metrics = self.trainer.train_steps(state, self.images, self.labels, index)
+                pending.append(metrics)
+                if self.one_at_a_time:
+                    jax.block_until_ready(metrics)
+                self.read_back(pending[:-1], position, epoch)
+                del pending[:-1]
+                bar.update(chunk)
+                done = first + chunk
+                step = (epoch - 1) * self.steps_per_epoch + done
+                due = every and step // every > (step - chunk) // every
+                if (due or stops.requested) and done < self.steps_per_epoch:
+                    self.read_back(pending, position, epoch)
+                    pending.clear()
+                    position.epoch_steps, position.seconds = done, time.perf_counter() - start
+                    with self.phases("saving"):
+                        self.save(state, position)
+                        if stops.requested:
+                            self.checkpoints.wait()
+                    if stops.requested:
+                        raise Stopped(
+                            f"stopped by {stops.name()} at epoch {epoch}, step {step}; its "
+                            "checkpoint is saved: rerun the same command to resume from it",
+                            stops.exit_code(),
+                        )
+            bar.close()
+            self.read_back(pending, position, epoch)
         seconds = time.perf_counter() - start
+        with self.phases("eval"):
+            scores = self.test(state)
         line = {
             "epoch": epoch,
             "step": self.step(state),
             "train_loss": float(np.mean(np.asarray(position.losses, np.float32))),
             "train_accuracy": float(np.mean(np.asarray(position.accuracies, np.float32))),
-            **self.test(state),
+            **scores,
             "epoch_time_s": seconds,
             "images_per_s": self.steps_per_epoch * config.batch_size / seconds,
             "elapsed_s": time.perf_counter() - self.start_time,
+            "phases_s": self.phases.as_dict(),  # so far
         }
         position = Position(epochs=epoch, line=line)
-        self.save(state, position)
-        self.checkpoints.wait()  # the checkpoint first: a line without one would be trained again
+        with self.phases("saving"):
+            self.save(state, position)
+            # The checkpoint first: a line without one would be trained again.
+            self.checkpoints.wait()
         if self.lead:
             try:
                 append_metrics(self.metrics_path, line)

@@ -9,7 +9,8 @@ import pytest
 from jaxcnn import xla
 
 sys.path.insert(0, str(Path(__file__).parent))
-jax.config.update("jax_platforms", "cpu")
+# The CPU, unless the accelerator check (benchmarks/accelerator_check.sh) asks for another.
+jax.config.update("jax_platforms", os.environ.get("JAXCNN_TEST_PLATFORM", "cpu"))
 # Two CPU devices, so training runs data parallel in the tests (num_devices=0: all).
 jax.config.update("jax_num_cpu_devices", 2)
 # One compilation cache for the tests and the train.py processes they start

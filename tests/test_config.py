@@ -51,7 +51,7 @@ def with_(key, value):
         ("label_smoothing", 1.0, "`label_smoothing` must be a number in"),
         ("warmup_epochs", -1.0, "`warmup_epochs` must be a number >= 0"),
         ("num_devices", -1, "`num_devices` must be an int >= 0"),
-        ("cpu_devices", 0, "`cpu_devices` must be a positive int"),
+        ("cpu_devices", -1, "`cpu_devices` must be an int >= 0"),
         ("dataset", "", "`dataset` must be a non-empty name"),
         ("bogus", 3, "unknown config key `bogus`"),
         ("model.name", "alexnet", "`model.name` must be one of"),

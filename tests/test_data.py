@@ -41,7 +41,14 @@ def test_idx_directory_is_prepared_once_and_read_back_in_bulk(tmp_path):
     pixels = train.images / 255.0
     np.testing.assert_allclose(info.mean, [pixels.mean()], rtol=1e-9)
     np.testing.assert_allclose(info.std, [pixels.std()], rtol=1e-9)
+    # The arrays kept in bulk are the records, in their order.
+    from jaxcnn.data import builder as builder_lib
+
     [prepared] = (tmp_path / "tfds" / "prepared_images").iterdir()
+    records = builder_lib.tfds.builder_from_directory(str(prepared / "2.0.0"))
+    images_in_records, labels_in_records = builder_lib.records(records, "train")
+    np.testing.assert_array_equal(images_in_records, train.images)
+    np.testing.assert_array_equal(labels_in_records, train.labels)
     assert prepared.name.startswith("tiny-")
     assert {p.name for p in (prepared / "2.0.0").glob("*.npy")} == {
         "train-images.npy", "train-labels.npy", "test-images.npy", "test-labels.npy"

@@ -29,8 +29,9 @@ def test_bad_arguments_are_named():
         parallel.data_mesh(3)
     with pytest.raises(ValueError, match="axis of size 5 does not divide evenly"):
         parallel.put(np.zeros(5), parallel.batch_sharded(parallel.data_mesh(2)))
-    with pytest.raises(ValueError, match="`cpu_devices` must be a positive int"):
-        parallel.use_cpu_devices(0)
+    with pytest.raises(ValueError, match=r"`cpu_devices` must be an int >= 0 \(0: as JAX has it\)"):
+        parallel.use_cpu_devices(-1)
+    parallel.use_cpu_devices(0)  # leaves JAX's devices as they are
     with pytest.raises(ValueError, match="before JAX starts its backends"):
         parallel.use_cpu_devices(4)  # the tests' backend is already running
 
@@ -70,3 +71,13 @@ def test_layers_run_under_explicit_sharding(model):
     jax.tree.map(
         lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5), grads, want_grads
     )
+
+
+def test_xla_flags_device_count_is_read_and_conflicts_named(monkeypatch):
+    assert parallel.xla_flags_device_count("--xla_force_host_platform_device_count=4 --x=1") == 4
+    assert parallel.xla_flags_device_count("--xla_cpu_foo=1") is None
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+    with pytest.raises(
+        ValueError, match=r"`cpu_devices` \(2\) and XLA_FLAGS' .*=4 ask for different"
+    ):
+        parallel.use_cpu_devices(2)

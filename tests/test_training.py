@@ -26,6 +26,7 @@ METRIC_KEYS = {
     "epoch_time_s",
     "images_per_s",
     "elapsed_s",
+    "phases_s",
 }
 
 
@@ -159,7 +160,7 @@ def run_cli(*args):
         ("--config.num_epochs=three", "train.py: --config.num_epochs=three: invalid literal"),
         ("--config.no_such_key=1", "train.py: --config.no_such_key: the config has no key"),
         ("--config.model.bogus=3", "train.py: --config.model.bogus: `model` has no key `bogus`"),
-        ("--config.cpu_devices=0", "train.py: `cpu_devices` must be a positive int"),
+        ("--config.cpu_devices=-1", "train.py: `cpu_devices` must be an int >= 0"),
         ("--config.optimizer=adamx", "train.py: `optimizer` must be one of"),
     ],
 )
@@ -269,7 +270,7 @@ def test_trains_on_two_devices_like_on_one(dataset, tmp_path):
         ({"num_devices": -1}, "`num_devices` must be an int >= 0"),
         ({"batch_size": 33}, "`batch_size` .33. must be a multiple of the 2 devices"),
         ({"eval_batch_size": 25}, "`eval_batch_size` .25. must be a multiple of the 2 devices"),
-        ({"cpu_devices": 0}, "`cpu_devices` must be a positive int"),
+        ({"cpu_devices": -1}, "`cpu_devices` must be an int >= 0"),
     ],
 )
 def test_bad_device_config(dataset, tmp_path, override, match):

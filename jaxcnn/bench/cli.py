@@ -74,6 +74,17 @@ def parser() -> argparse.ArgumentParser:
         help="a --config.KEY=VALUE for every run, e.g. num_epochs=2; repeatable",
     )
     runs.add_argument("--target", type=float, default=0.9, help="test accuracy to time")
+    runs.add_argument(
+        "--torch",
+        type=int,
+        default=0,
+        metavar="EPOCHS",
+        help="also run each config's model in PyTorch eager for EPOCHS epochs (Adam 2e-3, "
+        "batch 256), as a whole process",
+    )
+    runs.add_argument(
+        "--torch-compile", action="store_true", help="and with torch.compile (with --torch)"
+    )
     runs.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     summary = sub.add_parser("summary", help="the README's results table, from --out's files")
     summary.add_argument("--out", type=Path, default=Path("benchmarks/results"))
@@ -86,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     args = cli.parse_args(argv)
     if args.out.exists() and not args.out.is_dir():
         cli.error(f"--out must be a folder, got the file {args.out}")
-    if getattr(args, "torch", False):
+    if getattr(args, "torch", False) or getattr(args, "torch_compile", False):
         try:
             import torch  # noqa: F401
         except ImportError:
@@ -102,7 +113,12 @@ def main(argv: list[str] | None = None) -> None:
             cli.error("runs: no train.py here: run from the repository's root")
         try:
             report = runs.bench_runs(
-                args.configs, args.out, [f"--config.{s}" for s in args.set], args.target
+                args.configs,
+                args.out,
+                [f"--config.{s}" for s in args.set],
+                args.target,
+                args.torch,
+                args.torch_compile,
             )
         except RuntimeError as e:
             cli.error(str(e))

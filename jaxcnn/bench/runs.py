@@ -58,14 +58,63 @@ def run_config(
     }
 
 
+# PyTorch's peer of a config's run: its modern LeNet-5 recipe, Adam 2e-3 at batch 256.
+TORCH_RECIPE = ("--optimizer", "adam", "--learning-rate", "2e-3", "--batch-size", "256")
+
+
+def run_torch(config: str, workdir: Path, epochs: int, target: float, compile: bool) -> dict:
+    """The PyTorch twin of `config`'s model trained by `jaxcnn.bench.torch_run` in a process."""
+    out = workdir / "torch.jsonl"
+    flags = ["--config", config, "--epochs", str(epochs), "--out", str(out), *TORCH_RECIPE]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "jaxcnn.bench.torch_run",
+            *flags,
+            *(["--compile"] if compile else []),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        last = (result.stderr.strip().splitlines() or ["(nothing printed)"])[-1]
+        raise RuntimeError(f"{config}: the PyTorch run exited {result.returncode}: {last}")
+    rows = read_metrics(out)
+    reached = [r for r in rows if r["test_accuracy"] >= target]
+    import torch
+
+    return {
+        "config": f"torch {torch.__version__} {'compile' if compile else 'eager'}",
+        "overrides": [" ".join(TORCH_RECIPE)],
+        "epochs": rows[-1]["epoch"],
+        "test_accuracy": rows[-1]["test_accuracy"],
+        "wall_s": rows[-1]["elapsed_s"],
+        "target": target,
+        "time_to_target_s": reached[0]["elapsed_s"] if reached else None,
+        "images_per_s": statistics.median(r["images_per_s"] for r in rows),
+    }
+
+
 def bench_runs(
-    configs: Sequence[str], out: Path, overrides: Sequence[str] = (), target: float = 0.9
+    configs: Sequence[str],
+    out: Path,
+    overrides: Sequence[str] = (),
+    target: float = 0.9,
+    torch_epochs: int = 0,
+    torch_compile: bool = False,
 ) -> dict:
-    """One whole run of each config, one after another; writes `runs.json` and `runs.md`."""
+    """One whole run of each config, one after another, and with `torch_epochs`, the PyTorch
+    twin's after each (and `torch.compile`'s, with `torch_compile`); writes `runs.json`
+    and `runs.md`."""
     rows = []
     for config in configs:
         with tempfile.TemporaryDirectory() as workdir:
             rows.append(run_config(config, Path(workdir), overrides, target))
+            if torch_epochs:
+                rows.append(run_torch(config, Path(workdir), torch_epochs, target, False))
+            if torch_epochs and torch_compile:
+                rows.append(run_torch(config, Path(workdir), torch_epochs, target, True))
     report = {"device": device_name(), "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / "runs.json").write_text(json.dumps(report, indent=2))

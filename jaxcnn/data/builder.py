@@ -13,17 +13,28 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from jaxcnn.data.prepare import BUILDER_VERSION, Settings, source_arrays
+from jaxcnn.data.prepare import BUILDER_VERSION
 from jaxcnn.data.sources import DataError, Source
 
 
 class PreparedImages(tfds.core.GeneratorBasedBuilder):
-    """Any `Source` as a TFDS dataset of `image` (uint8 HWC) and `label` features."""
+    """Decoded images as a TFDS dataset of `image` (uint8 HWC) and `label` features.
+
+    The records keep the order they are given in (TFDS would shuffle them by
+    key), so that record `i` is example `i` of the arrays kept beside them.
+    """
 
     VERSION = tfds.core.Version(BUILDER_VERSION)
 
-    def __init__(self, *, source: Source, settings: Settings, classes: list[str], **kwargs):
-        self._source, self._settings, self._classes = source, settings, classes
+    def __init__(
+        self,
+        *,
+        source: Source,
+        splits: dict[str, tuple[np.ndarray, np.ndarray]],
+        classes: list[str],
+        **kwargs,
+    ):
+        self._source, self._splits, self._classes = source, splits, classes
         super().__init__(**kwargs)
 
     def _info(self) -> tfds.core.DatasetInfo:
@@ -38,27 +49,32 @@ class PreparedImages(tfds.core.GeneratorBasedBuilder):
                 }
             ),
             supervised_keys=("image", "label"),
+            disable_shuffling=True,
         )
 
     def _split_generators(self, dl_manager):
         return {split: self._generate_examples(split) for split in ("train", "test")}
 
     def _generate_examples(self, split):
-        images, labels = source_arrays(self._source, self._settings, split)
+        images, labels = self._splits[split]
         for i, (image, label) in enumerate(zip(images, labels)):
             yield i, {"image": image, "label": int(label)}
 
 
 def build(
-    name: str, source: Source, settings: Settings, classes: list[str], root: Path
+    name: str,
+    source: Source,
+    splits: dict[str, tuple[np.ndarray, np.ndarray]],
+    classes: list[str],
+    root: Path,
 ) -> tfds.core.DatasetBuilder:
-    """`source` prepared (once) under `root` as TFDS dataset config `name`."""
+    """`splits`, decoded from `source`, written under `root` as TFDS dataset config `name`."""
     verbosity = logging.get_verbosity()
     logging.set_verbosity(logging.ERROR)  # TFDS warns that a config made here is "custom"
     try:
         builder = PreparedImages(
             source=source,
-            settings=settings,
+            splits=splits,
             classes=classes,
             config=tfds.core.BuilderConfig(name=name),
             data_dir=str(root),

@@ -6,8 +6,9 @@ TensorFlow, under `<tfds_dir>/prepared_images/<dataset>-<digest>/`: the
 digest covers the source's files and the preparation settings, so other data
 or settings are prepared anew, and a rerun reuses what is there. Reading
 ArrayRecord back decodes one record at a time, so each split's arrays are
-also kept as `.npy` files beside the records, in the records' order; a rerun
-loads those at disk speed without importing TFDS. A file lock lets several
+also kept as `.npy` files beside the records, in the records' order (the
+builder keeps the order it is given); a rerun loads those at disk speed
+without importing TFDS. A file lock lets several
 processes share the folder: one prepares, the others wait for it.
 """
 
@@ -66,10 +67,11 @@ def prepared(
                 from jaxcnn.data import builder as builder_lib
 
                 classes = class_names(dataset, source)
-                built = builder_lib.build(name, source, settings, classes, root)
+                splits = {s: source_arrays(source, settings, s) for s in ("train", "test")}
+                built = builder_lib.build(name, source, splits, classes, root)
                 assert Path(built.data_dir) == folder, (built.data_dir, folder)
-                for split in ("train", "test"):
-                    save_arrays(folder, split, *builder_lib.records(built, split))
+                for split, arrays in splits.items():  # the records' order: their copy in bulk
+                    save_arrays(folder, split, *arrays)
                 _write(folder / CLASSES_FILE, json.dumps(classes).encode())
     splits = {split: load_arrays(folder, split) for split in ("train", "test")}
     return splits, json.loads((folder / CLASSES_FILE).read_text())
@@ -92,8 +94,10 @@ def catalog(
 
 
 def save_arrays(folder: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
-    _write(folder / f"{split}-images.npy", _npy(images))
-    _write(folder / f"{split}-labels.npy", _npy(labels))  # last: its presence says both are whole
+    """uint8 NHWC images and int32 labels as `.npy` files, written whole or not at all."""
+    _write(folder / f"{split}-images.npy", _npy(images.astype(np.uint8, copy=False)))
+    # Last: its presence says both are whole.
+    _write(folder / f"{split}-labels.npy", _npy(labels.astype(np.int32, copy=False)))
 
 
 def load_arrays(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,74 @@
+"""Where a run's time goes: start-up, data, set-up, compilation, training, evaluation, saving.
+
+`Phases` adds up the wall time spent in each named phase of a run, and takes
+the time JAX spent tracing, lowering and compiling (its monitoring events)
+out of the phase it happened in, into `compile`. `start-up` is the time from
+the process's start (as the OS records it) to the run's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+import jax
+import psutil
+
+# JAX's events for the work a compilation does; a persistent-cache hit skips the last.
+COMPILE_EVENTS = (
+    "/jax/core/compile/jaxpr_trace_duration",
+    "/jax/core/compile/jaxpr_to_mlir_module_duration",
+    "/jax/core/compile/backend_compile_duration",
+)
+_compile_seconds = 0.0
+
+
+def _count_compile(event: str, duration_secs: float, **kwargs: str | int) -> None:
+    global _compile_seconds
+    if event in COMPILE_EVENTS:
+        _compile_seconds += duration_secs
+
+
+jax.monitoring.register_event_duration_secs_listener(_count_compile)
+
+
+class Phases:
+    """Seconds per phase of one run; `with phases("data"): ...` adds to a phase.
+
+    Phases nest: time spent in an inner phase (saving a checkpoint in the
+    middle of training) counts for it alone.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {
+            "start-up": max(0.0, time.time() - psutil.Process().create_time())
+        }
+        self.seconds["compile"] = 0.0
+        self._claimed: list[list[float]] = []  # per open phase: inner phases' (wall, compile)
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start, compiled = time.perf_counter(), _compile_seconds
+        self._claimed.append([0.0, 0.0])
+        try:
+            yield
+        finally:
+            inner_wall, inner_compile = self._claimed.pop()
+            wall = time.perf_counter() - start
+            compile_s = _compile_seconds - compiled
+            own_compile = compile_s - inner_compile
+            own = wall - inner_wall - own_compile
+            self.seconds[name] = self.seconds.get(name, 0.0) + max(0.0, own)
+            self.seconds["compile"] += own_compile
+            if self._claimed:
+                self._claimed[-1][0] += wall
+                self._claimed[-1][1] += compile_s
+
+    def as_dict(self) -> dict[str, float]:
+        return {name: round(s, 3) for name, s in self.seconds.items()}
+
+    def line(self) -> str:
+        """`time: start-up 2.1 s, data 0.3 s, ... (total 46.0 s)`."""
+        parts = ", ".join(f"{name} {s:.1f} s" for name, s in self.seconds.items())
+        return f"time: {parts} (total {sum(self.seconds.values()):.1f} s)"
