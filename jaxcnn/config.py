@@ -50,6 +50,7 @@ def defaults() -> ml_collections.ConfigDict:
     config.channels = 0  # 1 (grayscale) or 3 (RGB); 0: as the data is (folders: 3 if any colour)
     config.test_fraction = 0.2  # of each class, held out when data_dir is one tree of classes
     config.strict = False  # an unreadable image file stops preparation (else: skipped, counted)
+    config.memory_budget_mb = 4096  # a split larger than this streams from disk (0: always)
     config.augment = ""  # e.g. "crop,flip" or "reflect_crop:2,flip,cutout:8" (jaxcnn.augment)
     # Model: `name` is a key of jaxcnn.models.MODELS, the other keys its arguments.
     config.model = ml_collections.ConfigDict()
@@ -111,6 +112,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "channels": _one_of((0, 1, 3)),
     "test_fraction": _number(lambda v: 0 < v < 1, "a number in (0, 1)"),
     "strict": ((lambda v: isinstance(v, bool)), "True or False"),
+    "memory_budget_mb": _positive_int(0),
     "optimizer": _one_of(OPTIMIZERS),
     "learning_rate": _number(lambda v: v > 0, "a number > 0"),
     "schedule": _one_of(SCHEDULES),

@@ -72,11 +72,23 @@ class Trainer:
         self.mesh = mesh
         options = compiler_options or None
         self.train_steps = jax.jit(self._train_steps, donate_argnums=0, compiler_options=options)
+        self.train_steps_fed = jax.jit(
+            self._train_steps_fed, donate_argnums=0, compiler_options=options
+        )
         self.evaluate = jax.jit(self._evaluate, compiler_options=options)
 
     def replicate(self, tree):
         """`tree`'s arrays (state, a data split) in full on every device of the mesh."""
         return parallel.put(tree, parallel.replicated(self.mesh))
+
+    def feed(self, images: np.ndarray, labels: np.ndarray) -> tuple[jax.Array, jax.Array]:
+        """This process's share of a call's batches, `(steps, local_batch, ...)`, as global
+        arrays split along the batch axis (axis 1) over the mesh, every process's share
+        in its place."""
+        sharding = parallel.batch_sharded(self.mesh, axis=1)
+        return tuple(  # type: ignore[return-value]
+            jax.make_array_from_process_local_data(sharding, x) for x in (images, labels)
+        )
 
     def shard_batches(self, tree):
         """`[..., batch]` index arrays, split along the last (example) axis over the mesh."""
@@ -151,9 +163,20 @@ class Trainer:
             return state, jax.tree.map(lambda m: m[None], metrics)
         return jax.lax.scan(step, state, batch_index)
 
+    def _train_steps_fed(self, state: TrainState, images, labels) -> tuple[TrainState, dict]:
+        """`train_steps_fed` (jitted, donating `state`): one step per batch of `images`
+        `(steps, batch, h, w, c)` and `labels` `(steps, batch)`, as a `lax.scan`; the
+        batches come from the host (`feed`), not from a split on the devices."""
+
+        def step(state, batch):
+            return self.train_step(state, *batch)
+
+        return jax.lax.scan(step, state, (images, labels))
+
     def _evaluate(self, params, model_state, images, labels, batch_index, mask) -> dict:
-        """`evaluate` (jitted): mean loss and accuracy over the masked examples of `batch_index`,
-        with batch norm's running statistics and no dropout."""
+        """`evaluate` (jitted): summed loss and correct answers, and the count, over the
+        masked examples of `batch_index`, with batch norm's running statistics and no
+        dropout."""
 
         def batch(totals, inputs):
             index, weight = inputs
@@ -166,8 +189,7 @@ class Trainer:
             ), None
 
         (loss, correct), _ = jax.lax.scan(batch, (0.0, 0.0), (batch_index, mask))
-        count = jnp.sum(mask)
-        return {"loss": loss / count, "accuracy": correct / count}
+        return {"loss": loss, "correct": correct, "count": jnp.sum(mask)}
 
 
 def create_trainer(

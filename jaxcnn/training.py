@@ -13,10 +13,12 @@ call, after a checkpoint (`jaxcnn.stop`); a non-finite loss, or one above
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import jax
@@ -27,6 +29,7 @@ from tqdm import tqdm
 from jaxcnn import data, parallel
 from jaxcnn.checkpoint import Checkpoints, SaveError
 from jaxcnn.config import ConfigError, check, full_batches
+from jaxcnn.data import stream
 from jaxcnn.metrics import CURVES_FILE, METRICS_FILE, append_metrics, plot_curves, reconcile
 from jaxcnn.phases import Phases
 from jaxcnn.stop import Diverged, Stopped, StopRequests
@@ -145,12 +148,20 @@ class Run:
         self.steps_per_epoch, self.start_time = steps_per_epoch, start_time
         self.num_train = train.images.shape[0]
         self.input_shape = (1, *train.images.shape[1:])
-        self.images, self.labels, self.test_images, self.test_labels = trainer.replicate(
-            (*train, *test)
-        )
-        self.eval_index, self.eval_mask = trainer.shard_batches(
-            data.eval_batches(test.images.shape[0], config.eval_batch_size)
-        )
+        budget = config.memory_budget_mb << 20
+        # A split within the budget lives on the devices; a larger one streams from disk.
+        self.streams = train.images.nbytes > budget
+        self.train_split = train
+        if not self.streams:
+            self.images, self.labels = trainer.replicate(tuple(map(np.asarray, train)))
+        self.test_split = test
+        self.test_streams = test.images.nbytes > budget
+        eval_index, eval_mask = data.eval_batches(test.images.shape[0], config.eval_batch_size)
+        if self.test_streams:
+            self.eval_batches = (eval_index, eval_mask)
+        else:
+            self.test_images, self.test_labels = trainer.replicate(tuple(map(np.asarray, test)))
+            self.eval_index, self.eval_mask = trainer.shard_batches((eval_index, eval_mask))
         self.chunk = chunk_size(steps_per_epoch, config.steps_per_call)
         self.lead = jax.process_index() == 0  # across hosts, one process reports and writes
         # XLA's CPU collectives block threads of the pool that queued steps need
@@ -262,10 +273,17 @@ class Run:
             leave=False,
         )
         every = config.checkpoint_every_steps
+        fed = self.streamed(order, position.epoch_steps) if self.streams else None
         with self.phases("train"):
             for first in range(position.epoch_steps, self.steps_per_epoch, chunk):
-                index = self.trainer.shard_batches(order[first : first + chunk])
-                state, metrics = self.trainer.train_steps(state, self.images, self.labels, index)
+                if fed is not None:
+                    images, labels = self.trainer.feed(*next(fed))
+                    state, metrics = self.trainer.train_steps_fed(state, images, labels)
+                else:
+                    index = self.trainer.shard_batches(order[first : first + chunk])
+                    state, metrics = self.trainer.train_steps(
+                        state, self.images, self.labels, index
+                    )
                 pending.append(metrics)
                 if self.one_at_a_time:
                     jax.block_until_ready(metrics)
@@ -333,6 +351,17 @@ class Run:
             )
         return state, position
 
+    def streamed(self, order: np.ndarray, start: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """This process's share of the epoch's calls from `start` on, read from disk ahead."""
+        return stream.chunks(
+            *self.train_split,
+            order,
+            self.chunk,
+            start,
+            jax.process_index(),
+            jax.process_count(),
+        )
+
     def read_back(self, calls: list[dict], position: Position, epoch: int) -> None:
         """Adds the calls' per-step metrics to `position`, checking each step's loss.
 
@@ -376,15 +405,24 @@ class Run:
         )
 
     def test(self, state: TrainState) -> dict:
-        scored = self.trainer.evaluate(
-            state.params,
-            state.model_state,
-            self.test_images,
-            self.test_labels,
-            self.eval_index,
-            self.eval_mask,
-        )
-        return {f"test_{k}": float(v) for k, v in parallel.fetch(scored).items()}
+        """Test loss and accuracy, every test example counted once."""
+        evaluate = functools.partial(self.trainer.evaluate, state.params, state.model_state)
+        if not self.test_streams:
+            scored = [evaluate(self.test_images, self.test_labels, self.eval_index, self.eval_mask)]
+        else:  # one batch at a time, read from disk (every process reads it whole)
+            scored = []
+            images, labels = self.test_split
+            for index, mask in zip(*self.eval_batches):
+                batch = self.trainer.replicate(
+                    (np.asarray(images[index]), np.asarray(labels[index]))
+                )
+                local = np.arange(len(index))[None]
+                scored.append(evaluate(*batch, *self.trainer.shard_batches((local, mask[None]))))
+        sums = jax.tree.map(lambda *s: float(np.sum(s)), *parallel.fetch(scored))
+        return {
+            "test_loss": sums["loss"] / sums["count"],
+            "test_accuracy": sums["correct"] / sums["count"],
+        }
 
     @staticmethod
     def step(state: TrainState) -> int:

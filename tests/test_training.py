@@ -315,3 +315,26 @@ def test_two_processes_train_like_one(dataset, tmp_path):
     for key in ("train_loss", "test_loss", "test_accuracy"):
         np.testing.assert_allclose(two[key], one[key], rtol=1e-4)
     assert (tmp_path / "two" / "checkpoints" / "24").is_dir()  # step 24, epoch 1's end
+
+
+def test_streaming_from_disk_trains_as_the_split_on_the_devices(dataset, tmp_path):
+    # A memory budget of 0 streams both splits from the prepared files.
+    results = {}
+    for budget in (0, 4096):
+        config = small_config(dataset, memory_budget_mb=budget)
+        results[budget] = training.train_and_evaluate(config, tmp_path / str(budget))
+    for key in ("step", "train_loss", "train_accuracy", "test_loss", "test_accuracy"):
+        np.testing.assert_allclose(results[0][key], results[4096][key], rtol=1e-6)
+
+
+def test_each_process_streams_its_share_of_the_same_batches(dataset):
+    from jaxcnn.data import stream
+
+    train, _, _ = data.load(small_config(dataset))
+    order = np.asarray(data.epoch_batches(jax.random.key(3), len(train.labels), 32))
+    shares = [list(stream.chunks(*train, order, 4, 8, p, 2)) for p in range(2)]
+    assert len(shares[0]) == (order.shape[0] - 8) // 4
+    for call, (a, b) in enumerate(zip(*shares)):
+        index = order[8 + 4 * call : 12 + 4 * call]
+        np.testing.assert_array_equal(np.concatenate([a[0], b[0]], axis=1), train.images[index])
+        np.testing.assert_array_equal(np.concatenate([a[1], b[1]], axis=1), train.labels[index])

@@ -101,7 +101,11 @@ def save_arrays(folder: Path, split: str, images: np.ndarray, labels: np.ndarray
 
 
 def load_arrays(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    return np.load(folder / f"{split}-images.npy"), np.load(folder / f"{split}-labels.npy")
+    """A split's arrays, memory-mapped: read from disk as they are used (or copied to memory)."""
+    return (
+        np.load(folder / f"{split}-images.npy", mmap_mode="r"),
+        np.load(folder / f"{split}-labels.npy", mmap_mode="r"),
+    )
 
 
 def class_names(dataset: str, source: Source) -> list[str]:
