@@ -78,6 +78,7 @@ def defaults() -> ml_collections.ConfigDict:
     # XLA compile options for the training and evaluation steps, on CPU devices only.
     config.cpu_compiler_options = ml_collections.ConfigDict()
     config.seed = 0
+    config.num_seeds = 1  # K > 1: K models, seeds seed..seed+K-1, trained as one vmapped step
     # Compiled programs are kept here across runs ('' for none): a rerun compiles nothing new.
     config.compile_cache_dir = "~/.cache/jaxcnn/xla"
     return config
@@ -127,6 +128,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "num_devices": (_positive_int(0)[0], "an int >= 0 (0: all)"),
     "cpu_devices": (_positive_int(0)[0], "an int >= 0 (0: as XLA_FLAGS says, else 1)"),
     "seed": _positive_int(0),
+    "num_seeds": _positive_int(1),
     "max_loss": _number(lambda v: v >= 0, "a number >= 0 (0: off)"),
     "checkpoint_every_steps": (_positive_int(0)[0], "an int >= 0 (0: at epochs' ends only)"),
     "keep_checkpoints": _positive_int(1),

@@ -63,7 +63,11 @@ class Predictor:
         if restored is None:
             raise DataError(f"{workdir} has no checkpoint yet: train first, or wait for epoch 1")
         state, record = restored
-        return cls(trainer, TrainState(*state), info, int(record["epochs"]))
+        state = TrainState(*state)
+        if config.num_seeds > 1:  # several seeds trained together: the first one's model
+            state = jax.tree.map(lambda x: x[0], state)
+            trainer.seeds = 1
+        return cls(trainer, state, info, int(record["epochs"]))
 
     def _forward(self, params, model_state, images):
         logits, _ = self.trainer.model.apply_with_state(

@@ -34,6 +34,7 @@ class TrainState(NamedTuple):
     opt_state: Any
     model_state: Any  # {layer name: batch norm's running statistics}; {} without
     step: jax.Array  # [] int32, optimizer steps taken
+    # With `num_seeds` K > 1, every field has a leading axis of K, one entry per seed.
     rng: jax.Array  # [2] uint32 raw key data, split once per step
     loss_scale: jax.Array  # [] float32; 1 but for float16 (jaxcnn.precision)
 
@@ -71,11 +72,19 @@ class Trainer:
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         self.mesh = mesh
         options = compiler_options or None
-        self.train_steps = jax.jit(self._train_steps, donate_argnums=0, compiler_options=options)
+        # Several seeds train as one program: each step vmapped over the seeds' states
+        # and batches, the images shared.
+        self.seeds = config.num_seeds
+        train_steps = self._train_steps
+        evaluate = self._evaluate
+        if self.seeds > 1:
+            train_steps = jax.vmap(train_steps, in_axes=(0, None, None, 0))
+            evaluate = jax.vmap(evaluate, in_axes=(0, 0, None, None, None, None))
+        self.train_steps = jax.jit(train_steps, donate_argnums=0, compiler_options=options)
         self.train_steps_fed = jax.jit(
             self._train_steps_fed, donate_argnums=0, compiler_options=options
         )
-        self.evaluate = jax.jit(self._evaluate, compiler_options=options)
+        self.evaluate = jax.jit(evaluate, compiler_options=options)
 
     def replicate(self, tree):
         """`tree`'s arrays (state, a data split) in full on every device of the mesh."""
@@ -208,28 +217,34 @@ def create_trainer(
     mesh = mesh or device_mesh(config)
     options = compiler_options(config, mesh) if options is None else options
     model = build_model(config, info.num_classes)
-    init_key, train_key = jax.random.split(jax.random.key(config.seed))
+    optimizer = build_optimizer(config, steps_per_epoch)
     input_shape = (1, *info.image_shape)
+
+    def initial_state(seed: jax.Array) -> TrainState:
+        init_key, train_key = jax.random.split(jax.random.key(seed))
+        _, params, model_state = model.init_with_state(init_key, input_shape)
+        return TrainState(
+            params,
+            optimizer.init(params),
+            model_state,
+            jnp.zeros((), jnp.int32),
+            jax.random.key_data(train_key),
+            precision.initial_loss_scale(config.compute_dtype),
+        )
+
     # One compiled init rather than many small eager ops, which dispatch one by
     # one; compiled without XLA's backend optimisations, which for a program
     # run once cost more than they save (docs/performance.md, "Start-up").
+    # Several seeds: one state per seed, stacked, seeds `seed, seed + 1, ...`.
+    seeds = jnp.arange(config.num_seeds) + config.seed
     init = jax.jit(
-        lambda key: model.init_with_state(key, input_shape)[1:],
+        jax.vmap(initial_state) if config.num_seeds > 1 else lambda s: initial_state(s[0]),
         compiler_options={"xla_backend_optimization_level": 0},
     )
     try:
-        params, model_state = init(init_key)
+        state = init(seeds)
     except ValueError as e:  # a width or a kernel that does not fit, named by the layer
         raise ConfigError(f"`model`: {e}") from None
-    optimizer = build_optimizer(config, steps_per_epoch)
-    state = TrainState(
-        params,
-        optimizer.init(params),
-        model_state,
-        jnp.zeros((), jnp.int32),
-        jax.random.key_data(train_key),
-        precision.initial_loss_scale(config.compute_dtype),
-    )
     trainer = Trainer(config, model, optimizer, info.mean, info.std, mesh, options)
     return trainer, trainer.replicate(state)
 

@@ -67,7 +67,11 @@ def chunk_size(steps_per_epoch: int, wanted: int) -> int:
 
 def fingerprint(config: ml_collections.ConfigDict) -> dict:
     """What a checkpoint's state depends on: resuming under another of these cannot work."""
-    made_by = {"model": config.model.to_dict(), "optimizer": config.optimizer}
+    made_by = {
+        "model": config.model.to_dict(),
+        "optimizer": config.optimizer,
+        "num_seeds": config.num_seeds,
+    }
     return json.loads(json.dumps(made_by))  # tuples as lists, as a JSON record holds them
 
 
@@ -151,6 +155,11 @@ class Run:
         budget = config.memory_budget_mb << 20
         # A split within the budget lives on the devices; a larger one streams from disk.
         self.streams = train.images.nbytes > budget
+        if self.streams and config.num_seeds > 1:
+            raise ConfigError(
+                f"`num_seeds` ({config.num_seeds}) needs the training split in memory: it is "
+                f"{train.images.nbytes >> 20} MB, over `memory_budget_mb` ({config.memory_budget_mb})"
+            )
         self.train_split = train
         if not self.streams:
             self.images, self.labels = trainer.replicate(tuple(map(np.asarray, train)))
@@ -209,7 +218,8 @@ class Run:
                 f"{jax.default_backend()} device(s)"
             )
             batch_shape = (config.batch_size, *self.input_shape[1:])  # the kernels' choice
-            self.report(summary(self.trainer.model, state.params, batch_shape, state.model_state))
+            first = state if self.trainer.seeds == 1 else jax.tree.map(lambda x: x[0], state)
+            self.report(summary(self.trainer.model, first.params, batch_shape, first.model_state))
             self.reconcile(0, None)
             return state, Position()
         state, record = restored
@@ -260,8 +270,17 @@ class Run:
     ) -> tuple[TrainState, Position]:
         """Trains the rest of `epoch` from `position`, then evaluates and saves a checkpoint."""
         config, chunk = self.config, self.chunk
-        perm_key = jax.random.fold_in(jax.random.key(config.seed), epoch)
-        order = np.asarray(data.epoch_batches(perm_key, self.num_train, config.batch_size))
+        orders = [  # each seed's own permutation; one seed's order is (steps, batch)
+            np.asarray(
+                data.epoch_batches(
+                    jax.random.fold_in(jax.random.key(config.seed + k), epoch),
+                    self.num_train,
+                    config.batch_size,
+                )
+            )
+            for k in range(self.trainer.seeds)
+        ]
+        order = orders[0] if self.trainer.seeds == 1 else np.stack(orders)
         start = time.perf_counter() - position.seconds
         pending: list[dict] = []  # metrics of calls not yet read back (read one call late)
         bar = tqdm(
@@ -280,7 +299,7 @@ class Run:
                     images, labels = self.trainer.feed(*next(fed))
                     state, metrics = self.trainer.train_steps_fed(state, images, labels)
                 else:
-                    index = self.trainer.shard_batches(order[first : first + chunk])
+                    index = self.trainer.shard_batches(order[..., first : first + chunk, :])
                     state, metrics = self.trainer.train_steps(
                         state, self.images, self.labels, index
                     )
@@ -315,8 +334,12 @@ class Run:
         line = {
             "epoch": epoch,
             "step": self.step(state),
-            "train_loss": float(np.mean(np.asarray(position.losses, np.float32))),
-            "train_accuracy": float(np.mean(np.asarray(position.accuracies, np.float32))),
+            **self.per_seed(
+                {
+                    "train_loss": np.mean(np.asarray(position.losses, np.float32), axis=0),
+                    "train_accuracy": np.mean(np.asarray(position.accuracies, np.float32), axis=0),
+                }
+            ),
             **scores,
             "epoch_time_s": seconds,
             "images_per_s": self.steps_per_epoch * config.batch_size / seconds,
@@ -370,8 +393,14 @@ class Run:
         """
         limit = self.config.max_loss
         for metrics in parallel.fetch(calls):
-            for loss, accuracy in zip(metrics["loss"].tolist(), metrics["accuracy"].tolist()):
-                if not np.isfinite(loss) or (limit and loss > limit):
+            # One value per step, or with several seeds one list of the seeds' values per step.
+            losses, accuracies = (np.asarray(metrics[k]) for k in ("loss", "accuracy"))
+            if self.trainer.seeds > 1:
+                losses, accuracies = losses.T, accuracies.T
+            for loss, accuracy in zip(losses.tolist(), accuracies.tolist()):
+                worst = np.max(loss) if np.all(np.isfinite(loss)) else np.nan
+                if not np.isfinite(worst) or (limit and worst > limit):
+                    loss = worst
                     step = (epoch - 1) * self.steps_per_epoch + len(position.losses) + 1
                     kept = self.checkpoints.manager.latest_step()
                     raise Diverged(
@@ -418,15 +447,31 @@ class Run:
                 )
                 local = np.arange(len(index))[None]
                 scored.append(evaluate(*batch, *self.trainer.shard_batches((local, mask[None]))))
-        sums = jax.tree.map(lambda *s: float(np.sum(s)), *parallel.fetch(scored))
-        return {
-            "test_loss": sums["loss"] / sums["count"],
-            "test_accuracy": sums["correct"] / sums["count"],
-        }
+        # Summed over the calls; with several seeds, one sum per seed.
+        sums = jax.tree.map(lambda *s: np.sum(s, axis=0), *parallel.fetch(scored))
+        return self.per_seed(
+            {
+                "test_loss": sums["loss"] / sums["count"],
+                "test_accuracy": sums["correct"] / sums["count"],
+            }
+        )
+
+    def per_seed(self, metrics: dict[str, np.ndarray]) -> dict:
+        """Each metric as a float; with several seeds, their mean, and each seed's value and
+        their standard deviation beside it (`test_accuracy_seeds`, `test_accuracy_std`)."""
+        if self.trainer.seeds == 1:
+            return {key: float(value) for key, value in metrics.items()}
+        out: dict = {}
+        for key, value in metrics.items():
+            values = np.asarray(value, np.float64)
+            out |= {key: float(values.mean()), f"{key}_seeds": values.tolist()}
+            out[f"{key}_std"] = float(values.std())
+        return out
 
     @staticmethod
     def step(state: TrainState) -> int:
-        return int(parallel.fetch(state.step))
+        """Optimizer steps taken (every seed takes the same)."""
+        return int(np.ravel(parallel.fetch(state.step))[0])
 
 
 def _flat(tree: dict, prefix: str = "") -> dict:
