@@ -9,7 +9,21 @@ import pytest
 import reference
 
 import jaxcnn
-from jaxcnn.auto import BANDED_MAX_CHANNELS, TAP_SUM_MAX_CHANNELS, choose_kernel
+from jaxcnn.auto import (
+    BANDED_MAX_CHANNELS,
+    BANDED_MAX_PATCH_BYTES,
+    TAP_SUM_MAX_CHANNELS,
+    choose_kernel,
+)
+from jaxcnn.geometry import window_geometry
+from jaxcnn.kernels import banded_patch_bytes
+
+
+def layer(group_in, groups=1, *, batch=2, size=8):
+    """A 3x3 same-padded layer's (x_shape, kernel_shape, geom) with `group_in` channels per group."""
+    x_shape = (batch, size, size, group_in * groups)
+    kernel_shape = (3, 3, group_in, 4 * groups)
+    return x_shape, kernel_shape, window_geometry((size, size), 3, 1, 1)
 
 
 @pytest.mark.parametrize(
@@ -28,11 +42,28 @@ from jaxcnn.auto import BANDED_MAX_CHANNELS, TAP_SUM_MAX_CHANNELS, choose_kernel
     ],
 )
 def test_kernel_by_channels_and_backend(group_in, groups, backend, kernel):
-    assert choose_kernel(group_in, groups, backend) == kernel
+    assert choose_kernel(*layer(group_in, groups), groups, backend) == kernel
 
 
 def test_default_backend_is_jaxs():
-    assert choose_kernel(1, 1) == ("tap_sum" if jax.default_backend() == "cpu" else "lax")
+    expected = "tap_sum" if jax.default_backend() == "cpu" else "lax"
+    assert choose_kernel(*layer(1)) == expected
+
+
+def test_banded_gives_way_to_lax_when_its_patches_outgrow_the_cap():
+    small = layer(BANDED_MAX_CHANNELS, batch=2, size=8)
+    # A large batch of 32x32 images: its patches are far past a CPU cache.
+    big = layer(BANDED_MAX_CHANNELS, batch=4096, size=32)
+    assert banded_patch_bytes(*small) <= BANDED_MAX_PATCH_BYTES < banded_patch_bytes(*big)
+    assert choose_kernel(*small, backend="cpu") == "banded"
+    assert choose_kernel(*big, backend="cpu") == "lax"
+
+
+def test_banded_patch_bytes_counts_what_banded_conv_builds():
+    # With one output column per block (B = 1) the patches are im2col's: kh * kw * c per pixel.
+    x_shape, kernel_shape = (2, 5, 1, 3), (3, 3, 3, 4)
+    geom = window_geometry((5, 1), 3, 1, ((1, 1), (1, 1)))
+    assert banded_patch_bytes(x_shape, kernel_shape, geom) == 4 * 2 * 5 * 1 * 3 * 3 * 3
 
 
 def conv_primitives(fn, *args) -> int:
