@@ -10,7 +10,7 @@ import reference
 import synthetic
 
 from jaxcnn import xla
-from jaxcnn.bench import cli, conv, machine, peers, summary, timing
+from jaxcnn.bench import cli, conv, machine, peers, summary, timing, training
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
@@ -142,7 +142,7 @@ def test_lenet_benchmark_times_each_device_count(tmp_path):
         assert r["median_step_s"] == r["turn_step_s"][0]  # 3 steps: one turn
         assert r["images_per_s"] == pytest.approx(32 / r["median_step_s"])
         assert r["epoch_s"] == pytest.approx(768 // 32 * r["median_step_s"])
-    assert "| jax | " + str(config) + " | 2 | 12 | 32 |" in (out / "train.md").read_text()
+    assert "| jax | " + str(config) + " | 2 | 1 | 12 | 32 |" in (out / "train.md").read_text()
     with pytest.raises(SystemExit):
         cli.main([*args, "--devices", "0"])
 
@@ -158,6 +158,27 @@ def test_lenet_benchmark_times_each_device_count(tmp_path):
     assert (
         "Overrides: model.conv_impl=lax, model.channels=(4, 12)" in (out / "train.md").read_text()
     )
+
+
+def test_seeds_benchmark_times_k_models_against_one(tmp_path):
+    config = tiny_config(tmp_path)
+    out = tmp_path / "out"
+    args = ["train", "--configs", str(config), "--batch-size", "32", "--steps", "3"]
+    cli.main([*args, "--seeds", "1", "3", "--out", str(out)])
+    assert not (out / "train.json").exists()  # the README's speeds stay as they were
+    report = json.loads((out / "seeds.json").read_text())
+    one, three = report["rows"]
+    assert (one["seeds"], three["seeds"]) == (1, 3)
+    # img/s counts every model's images.
+    assert three["images_per_s"] == pytest.approx(3 * 32 / three["median_step_s"])
+    k, slower = training.seeds_ratio(report)
+    assert (k, slower) == (3, pytest.approx(three["turn_step_s"][0] / one["turn_step_s"][0]))
+    assert "| jax | " + str(config) + " | 1 | 3 | 12 | 32 |" in (out / "seeds.md").read_text()
+    # The README's table says it under the runs' rows.
+    (out / "runs.json").write_text(json.dumps({"device": "cpu", "rows": []}))
+    assert f"3 seeds of `{config}` as one vmapped step: {slower:.2f}x" in summary.results_table(out)
+    with pytest.raises(SystemExit):
+        cli.main([*args, "--seeds", "0"])
 
 
 def test_runs_are_timed_in_turns_after_a_warm_up():
@@ -262,8 +283,28 @@ def test_runs_benchmark_times_whole_processes_and_the_summary_table(tmp_path, mo
     cli.main(["summary", "--out", str(out), "--readme", str(readme)])
     table = summary.readme_table(readme)
     assert table == summary.results_table(out) and "old table" not in table
-    assert f"| `{config}` | {row['test_accuracy']:.2%} | {row['wall_s']:.1f} s |" in table
+    # Start-up: the first epoch's time outside training and evaluation, some of the whole run.
+    assert 0 < row["startup_s"] < row["wall_s"]
+    figures = f"{row['test_accuracy']:.2%} | {row['startup_s']:.1f} s | {row['wall_s']:.1f} s"
+    assert f"| `{config}` | {figures} |" in table
     assert readme.read_text().endswith(f"{summary.END}\n\nrest\n")
+
+
+def test_summary_puts_each_peer_beside_its_config(tmp_path):
+    def row(framework, config, rate, **more):
+        return {"framework": framework, "config": config, "images_per_s": rate, **more}
+
+    train = [
+        row("jax", "a.py", 2000.0),
+        row("torch 2 eager", "same model", 1000.0, jax_speedup=2.0),
+        row("torch 2 compile", "same model", 500.0, jax_speedup=4.0),
+        row("jax", "b.py", 300.0),  # timed here only, no peers
+    ]
+    (tmp_path / "train.json").write_text(json.dumps({"rows": train}))
+    (tmp_path / "runs.json").write_text(json.dumps({"device": "cpu", "rows": []}))
+    table = summary.results_table(tmp_path)
+    assert "| `a.py` | - | - | - | - | 2,000 | 1,000 (2.00x) | 500 (4.00x) |" in table
+    assert "| `b.py` | - | - | - | - | 300 | - | - |" in table
 
 
 def test_summary_without_its_markers_is_one_line(tmp_path, capsys):

@@ -31,3 +31,12 @@ def test_readme_python_examples_run():
     for block in blocks:  # later blocks use the names earlier ones made
         exec(compile(block, str(README), "exec"), namespace)
     assert namespace["logits"].shape == (8, 10)
+
+
+def test_links_and_pictures_in_the_docs_point_to_files():
+    for doc in [README, ROOT / "docs" / "performance.md", ROOT / "benchmarks" / "README.md"]:
+        targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text())
+        local = [t for t in targets if "://" not in t]
+        assert local or doc != README
+        for target in local:
+            assert (doc.parent / target).is_file(), f"{doc.name} links to missing {target}"

@@ -41,6 +41,9 @@ def parser() -> argparse.ArgumentParser:
         help="also train the same model (built from the same description) with PyTorch eager",
     )
     lenet.add_argument(
+        "--torch-compile", action="store_true", help="and with torch.compile, in the same turns"
+    )
+    lenet.add_argument(
         "--devices",
         type=int,
         nargs="+",
@@ -62,6 +65,14 @@ def parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         help="steps per jitted call to time, each in turn (default: the config's)",
+    )
+    lenet.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[],
+        help="models per vmapped step (num_seeds) to time, each in turn, e.g. 1 8; "
+        "writes seeds.json and seeds.md instead of train.*",
     )
     lenet.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     runs = sub.add_parser("runs", help="whole train.py runs: accuracy, wall time, time to target")
@@ -133,8 +144,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def run_training(cli: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """`train`: every config loaded, overridden and checked before any data loads."""
-    if min(args.steps, args.batch_size, *args.devices, *args.steps_per_call) < 1:
-        cli.error("--steps, --batch-size, --devices and --steps-per-call must be >= 1")
+    if min(args.steps, args.batch_size, *args.devices, *args.steps_per_call, *args.seeds) < 1:
+        cli.error("--steps, --batch-size, --devices, --steps-per-call and --seeds must be >= 1")
     missing = [path for path in args.configs if not Path(path).is_file()]
     if missing:
         cli.error(
@@ -170,9 +181,16 @@ def run_training(cli: argparse.ArgumentParser, args: argparse.Namespace) -> None
             tuple(args.devices),
             tuple(args.set),
             tuple(args.steps_per_call),
+            tuple(args.seeds),
+            args.torch_compile,
         )
     except (config_lib.ConfigError, data.DataError) as e:
         cli.error(str(e))
-    print((args.out / f"{training.RESULT}.md").read_text())
+    print(training.training_table(report))
+    if args.seeds and (ratio := training.seeds_ratio(report)):
+        k, slower = ratio
+        print(
+            f"{k} seeds in one vmapped step: {slower:.2f}x one seed's step time ({k}x one after another)"
+        )
     rows = [{k: r[k] for k in ("framework", "config", "images_per_s")} for r in report["rows"]]
     print(json.dumps(rows))

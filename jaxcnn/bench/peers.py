@@ -45,8 +45,9 @@ def torch_conv(kernel: np.ndarray, x: np.ndarray) -> Callable[[], object]:
     return call
 
 
-def torch_trainee(config, model: Layer, train, batch_size: int) -> Trainee:
-    """`model` built and trained by PyTorch eager on the same images, as `config` trains it.
+def torch_trainee(config, model: Layer, train, batch_size: int, compile: bool = False) -> Trainee:
+    """`model` built and trained by PyTorch on the same images, as `config` trains it:
+    eager, or with `compile` through `torch.compile` (its first step compiles).
 
     The network is `torch_model(model, ...)`, in channels-last memory as
     PyTorch advises for CPUs; the optimizer is the config's kind at its
@@ -58,6 +59,7 @@ def torch_trainee(config, model: Layer, train, batch_size: int) -> Trainee:
     from torch import nn
 
     net = torch_model(model, (1, *train.images.shape[1:])).to(memory_format=torch.channels_last)
+    forward = torch.compile(net) if compile else net
     lr = config.learning_rate
     optimizers = {
         "sgd": lambda p: torch.optim.SGD(
@@ -67,7 +69,8 @@ def torch_trainee(config, model: Layer, train, batch_size: int) -> Trainee:
         "adamw": lambda p: torch.optim.AdamW(p, lr=lr, weight_decay=config.weight_decay),
     }
     opt = optimizers[config.optimizer](net.parameters())
-    images = torch.from_numpy(np.asarray(train.images)).permute(0, 3, 1, 2).float().div(255)
+    # A copy: the prepared images are a read-only memory map, which PyTorch warns about.
+    images = torch.from_numpy(np.array(train.images)).permute(0, 3, 1, 2).float().div(255)
     images = images.contiguous(memory_format=torch.channels_last)
     labels = torch.from_numpy(np.asarray(train.labels)).long()
     perm = torch.randperm(len(images))
@@ -81,7 +84,7 @@ def torch_trainee(config, model: Layer, train, batch_size: int) -> Trainee:
             idx = perm[(next(calls) * batch_size) % (len(images) - batch_size) :][:batch_size]
             opt.zero_grad()
             loss = nn.functional.cross_entropy(
-                net(images[idx]), labels[idx], label_smoothing=config.label_smoothing
+                forward(images[idx]), labels[idx], label_smoothing=config.label_smoothing
             )
             loss.backward()
             opt.step()
@@ -91,7 +94,7 @@ def torch_trainee(config, model: Layer, train, batch_size: int) -> Trainee:
     start = time.perf_counter()
     run(1)
     row = {
-        "framework": f"torch {torch.__version__} eager",
+        "framework": f"torch {torch.__version__} {'compile' if compile else 'eager'}",
         "config": f"same model as {config.model.name}",
         "batch_size": batch_size,
         "threads": torch.get_num_threads(),

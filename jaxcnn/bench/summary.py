@@ -10,54 +10,84 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from jaxcnn.bench.training import SEEDS_RESULT, seeds_ratio
+
 BEGIN = "<!-- results: made by `python -m jaxcnn.bench summary` from benchmarks/results -->"
 END = "<!-- results end -->"
 
 
 def results_table(results: Path) -> str:
-    """One row per config of `runs.json`, with its training speed from `train.json` if timed there."""
+    """One row per config of `runs.json` (then of `train.json`, for configs timed only
+    there), with its training speed beside PyTorch's from `train.json` if timed there."""
     runs = json.loads((results / "runs.json").read_text())
     speeds = training_speeds(results / "train.json")
     lines = [
-        "| config | test accuracy | whole run | to 90% | img/s, batch 256 | PyTorch eager | jaxcnn / PyTorch |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| run | test accuracy | start-up | whole run | to 90% | img/s, batch 256 "
+        "| PyTorch eager | torch.compile |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in runs["rows"]:
-        reached = r["time_to_target_s"]
-        jax_rate, torch_rate, ratio = speeds.get(r["config"], (None, None, None))
+    configs = [r["config"] for r in runs["rows"]]
+    only_timed = [{"config": c} for c in speeds if c not in configs]
+    for r in runs["rows"] + only_timed:
+        reached = r.get("time_to_target_s")
+        jax_rate, peers = speeds.get(r["config"], (None, {}))
+        name = r["config"] if r["config"].startswith("torch") else f"`{r['config']}`"
         lines.append(
-            f"| `{r['config']}` | {r['test_accuracy']:.2%} | {r['wall_s']:.1f} s "
-            f"| {f'{reached:.1f} s' if reached is not None else '-'} "
-            f"| {_rate(jax_rate)} | {_rate(torch_rate)} "
-            f"| {f'{ratio:.2f}x' if ratio else '-'} |"
+            f"| {name} | {_figure(r.get('test_accuracy'), '{:.2%}')} "
+            f"| {_figure(r.get('startup_s'), '{:.1f} s')} | {_figure(r.get('wall_s'), '{:.1f} s')} "
+            f"| {_figure(reached, '{:.1f} s')} | {_figure(jax_rate, '{:,.0f}')} "
+            f"| {_peer(peers.get('eager'))} | {_peer(peers.get('compile'))} |"
         )
     lines += [
         "",
-        f"{runs['device']}; the whole run from process start to exit, with the config's own "
-        f"epochs and batch ([runs.md](benchmarks/results/runs.md)); training speed side by side "
-        f"with PyTorch in one run ([train.md](benchmarks/results/train.md)).",
+        f"{runs['device']}. Whole runs from process start to exit, with the config's own "
+        f"epochs and batch; start-up is the first epoch's time outside training and "
+        f"evaluation ([runs.md](benchmarks/results/runs.md)). Training img/s side by side "
+        f"with PyTorch's, ratio jaxcnn / PyTorch in brackets, turn by turn in one run "
+        f"([train.md](benchmarks/results/train.md)).",
     ]
+    seeds = results / f"{SEEDS_RESULT}.json"
+    if seeds.is_file() and (timed := seeds_ratio(report := json.loads(seeds.read_text()))):
+        k, slower = timed
+        config = report["rows"][0]["config"]
+        lines += [
+            "",
+            f"{k} seeds of `{config}` as one vmapped step: {slower:.2f}x the time of one seed's "
+            f"step, against {k}x for {k} runs one after another "
+            f"([{SEEDS_RESULT}.md](benchmarks/results/{SEEDS_RESULT}.md)).",
+        ]
     return "\n".join(lines) + "\n"
 
 
-def training_speeds(path: Path) -> dict[str, tuple[float, float | None, float | None]]:
-    """config -> (jaxcnn img/s, PyTorch img/s, ratio) from a `bench train` report, if there is one."""
+Peers = dict[str, tuple[float, float]]  # "eager" / "compile" -> (img/s, jaxcnn / it)
+
+
+def training_speeds(path: Path) -> dict[str, tuple[float, Peers]]:
+    """config -> (jaxcnn img/s, its PyTorch peers) from a `bench train` report, if there is one.
+
+    A config's first jax row counts; the peer rows after it are its peers.
+    """
     if not path.is_file():
         return {}
-    speeds: dict[str, tuple[float, float | None, float | None]] = {}
+    speeds: dict[str, tuple[float, Peers]] = {}
     last = None
     for row in json.loads(path.read_text())["rows"]:
         if row["framework"] == "jax":
             if row["config"] not in speeds:
-                speeds[row["config"]] = (row["images_per_s"], None, None)
+                speeds[row["config"]] = (row["images_per_s"], {})
             last = row["config"]
         elif last is not None and "jax_speedup" in row:
-            speeds[last] = (speeds[last][0], row["images_per_s"], row["jax_speedup"])
+            kind = row["framework"].rsplit(" ", 1)[-1]
+            speeds[last][1][kind] = (row["images_per_s"], row["jax_speedup"])
     return speeds
 
 
-def _rate(value: float | None) -> str:
-    return f"{value:,.0f}" if value else "-"
+def _figure(value: float | None, form: str) -> str:
+    return form.format(value) if value is not None else "-"
+
+
+def _peer(peer: tuple[float, float] | None) -> str:
+    return f"{peer[0]:,.0f} ({peer[1]:.2f}x)" if peer else "-"
 
 
 def write_readme(readme: Path, results: Path) -> bool:

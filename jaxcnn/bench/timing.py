@@ -57,9 +57,10 @@ class Trainee:
     def result(self, turn_s: list[float]) -> dict:
         """The report's row, from seconds per step in each turn (`time_in_turns`)."""
         step_s = statistics.median(turn_s)
+        images = self.row["batch_size"] * self.row.get("seeds", 1)  # every model's
         return {
             **self.row,
-            "images_per_s": self.row["batch_size"] / step_s,
+            "images_per_s": images / step_s,
             "median_step_s": step_s,
             "compile_s": self.first_call_s - self.steps_in_first_call * step_s,
             "epoch_s": self.steps_per_epoch * step_s,

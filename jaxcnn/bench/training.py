@@ -5,6 +5,8 @@ compile time and time per epoch for configs on their real data, on each
 data-parallel device count of `--devices`, and with `--torch` the same model
 trained by PyTorch eager in the same run, the runs taking turns of
 `TURN_STEPS` steps, so the ratio is measured side by side, turn by turn.
+With `--seeds`, it times K models trained as one vmapped step against one
+(report `seeds.json`; `seeds_ratio`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from jaxcnn.bench.timing import Trainee, paired_speedup, time_in_turns
 from jaxcnn.config import full_batches
 
 RESULT = "train"  # the report's files: train.json, train.md
+SEEDS_RESULT = "seeds"  # with several seed counts: seeds.json, seeds.md
 
 
 def bench_training(
@@ -39,13 +42,16 @@ def bench_training(
     devices: tuple[int, ...] = (1,),
     overrides: tuple[str, ...] = (),
     steps_per_call: tuple[int, ...] = (),
+    seeds: tuple[int, ...] = (),
+    with_torch_compile: bool = False,
 ) -> dict:
     """Training img/s of each config on each data-parallel device count, and PyTorch's.
 
     `configs` maps each config file to its config, the `KEY=VALUE` settings of
     `overrides` already applied (see `override`; they are recorded in the
-    report); `steps_per_call`, if given, replaces the configs' own, each in
-    turn. Augmentation is off: the numbers compare the model's training step
+    report); `steps_per_call` and `seeds` (`num_seeds`), if given, replace the
+    configs' own, each in turn, and with `seeds` the report is `SEEDS_RESULT`'s.
+    A row's img/s counts every seed's images. Augmentation is off: the numbers compare the model's training step
     alone. A config's runs (and PyTorch's peer) take turns (`time_in_turns`),
     so that the machine's drifting load weighs on all of them alike: a row's
     step time is the median of its turns', and PyTorch's ratio the median of
@@ -57,37 +63,55 @@ def bench_training(
         config.augment = ""  # the same work as PyTorch's peer, which does not augment
         train, _, info = data.load(config)  # once for all device counts
         trainees = []
-        for num_devices, chunk in itertools.product(
-            devices, steps_per_call or (config.steps_per_call,)
+        for num_devices, chunk, num_seeds in itertools.product(
+            devices, steps_per_call or (config.steps_per_call,), seeds or (config.num_seeds,)
         ):
             variant = config.copy_and_resolve_references()
             variant.num_devices, variant.steps_per_call = num_devices, chunk
+            variant.num_seeds = num_seeds
             trainees.append(jax_trainee(variant, train, info, path))
-        if with_torch:
-            model = trainer_lib.build_model(config, info.num_classes)
-            trainees.append(torch_trainee(config, model, train, batch_size))
+        model = trainer_lib.build_model(config, info.num_classes)
+        peers = [c for c, wanted in ((False, with_torch), (True, with_torch_compile)) if wanted]
+        trainees += [torch_trainee(config, model, train, batch_size, c) for c in peers]
         turn_s = time_in_turns([t.run for t in trainees], steps)
         config_rows = [t.result(turns) for t, turns in zip(trainees, turn_s)]
-        if with_torch:
-            config_rows[-1]["jax_speedup"] = paired_speedup(turn_s[0], turn_s[-1])
+        for i in range(len(trainees) - len(peers), len(trainees)):  # each peer against jaxcnn
+            config_rows[i]["jax_speedup"] = paired_speedup(turn_s[0], turn_s[i])
         rows.extend(config_rows)
     report = {"device": device_name(), "overrides": list(overrides), "rows": rows}
+    name = SEEDS_RESULT if seeds else RESULT
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{RESULT}.json").write_text(json.dumps(report, indent=2))
+    (out / f"{name}.json").write_text(json.dumps(report, indent=2))
+    (out / f"{name}.md").write_text(training_table(report))
+    return report
+
+
+def training_table(report: dict) -> str:
+    """A `bench train` report as a Markdown table."""
+    overrides = report["overrides"]
     lines = [
         f"Device: {report['device']}",
         *([f"Overrides: {', '.join(overrides)}"] if overrides else []),
         "",
-        "| framework | config | devices | steps/call | batch | img/s | step ms | compile s | epoch s | jaxcnn / this |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| framework | config | devices | seeds | steps/call | batch | img/s | step ms | compile s | epoch s | jaxcnn / this |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in rows:
+    for r in report["rows"]:
         speedup = f"{r['jax_speedup']:.2f}x" if "jax_speedup" in r else ""
         lines.append(
-            f"| {r['framework']} | {r['config']} | {r.get('devices', '')} | {r.get('steps_per_call', '')} | {r['batch_size']} | {r['images_per_s']:,.0f} | {r['median_step_s'] * 1e3:.1f} | {r['compile_s']:.2f} | {r['epoch_s']:.1f} | {speedup} |"
+            f"| {r['framework']} | {r['config']} | {r.get('devices', '')} | {r.get('seeds', '')} | {r.get('steps_per_call', '')} | {r['batch_size']} | {r['images_per_s']:,.0f} | {r['median_step_s'] * 1e3:.1f} | {r['compile_s']:.2f} | {r['epoch_s']:.1f} | {speedup} |"
         )
-    (out / f"{RESULT}.md").write_text("\n".join(lines) + "\n")
-    return report
+    return "\n".join(lines) + "\n"
+
+
+def seeds_ratio(report: dict) -> tuple[int, float] | None:
+    """`(K, ratio)`: how many times longer a step of K seeds took than one seed's,
+    from a `--seeds 1 K` report's first two rows, the median over their turns
+    (K runs one after another would take K times as long)."""
+    rows = [r for r in report["rows"] if r["framework"] == "jax"]
+    if len(rows) < 2 or rows[0].get("seeds") != 1:
+        return None
+    return rows[1]["seeds"], paired_speedup(rows[0]["turn_step_s"], rows[1]["turn_step_s"])
 
 
 def jax_trainee(config, train, info: data.DataInfo, name: str) -> Trainee:
@@ -101,8 +125,15 @@ def jax_trainee(config, train, info: data.DataInfo, name: str) -> Trainee:
     chunk = training.chunk_size(steps_per_epoch, config.steps_per_call)  # as train.py runs it
     trainer, state = trainer_lib.create_trainer(config, info, steps_per_epoch)
     images, labels = trainer.replicate(train)
-    epoch = np.asarray(data.epoch_batches(jax.random.key(1), train.images.shape[0], batch_size))
-    index = [trainer.shard_batches(call) for call in epoch.reshape(-1, chunk, batch_size)]
+    seeds = config.num_seeds
+    orders = np.stack(  # each seed's own order, (seeds, calls, chunk, batch)
+        [
+            data.epoch_batches(jax.random.key(1 + k), train.images.shape[0], batch_size)
+            for k in range(seeds)
+        ]
+    ).reshape(seeds, -1, chunk, batch_size)
+    calls_index = orders[0] if seeds == 1 else orders.swapaxes(0, 1)
+    index = [trainer.shard_batches(call) for call in calls_index]
     calls = itertools.count()
 
     def run(steps: int) -> list[float]:
@@ -127,5 +158,6 @@ def jax_trainee(config, train, info: data.DataInfo, name: str) -> Trainee:
         "batch_size": batch_size,
         "steps_per_call": chunk,
         "devices": trainer.mesh.size,
+        "seeds": seeds,
     }
     return Trainee(row, run, time.perf_counter() - start, chunk, steps_per_epoch)
