@@ -298,13 +298,14 @@ def test_summary_puts_each_peer_beside_its_config(tmp_path):
         row("jax", "a.py", 2000.0),
         row("torch 2 eager", "same model", 1000.0, jax_speedup=2.0),
         row("torch 2 compile", "same model", 500.0, jax_speedup=4.0),
+        row("flax 0.1 linen", "same model", 400.0, jax_speedup=5.0),
         row("jax", "b.py", 300.0),  # timed here only, no peers
     ]
     (tmp_path / "train.json").write_text(json.dumps({"rows": train}))
     (tmp_path / "runs.json").write_text(json.dumps({"device": "cpu", "rows": []}))
     table = summary.results_table(tmp_path)
-    assert "| `a.py` | - | - | - | - | 2,000 | 1,000 (2.00x) | 500 (4.00x) |" in table
-    assert "| `b.py` | - | - | - | - | 300 | - | - |" in table
+    assert "| `a.py` | - | - | - | - | 2,000 | 1,000 (2.00x) | 500 (4.00x) | 400 (5.00x) |" in table
+    assert "| `b.py` | - | - | - | - | 300 | - | - | - |" in table
 
 
 def test_summary_without_its_markers_is_one_line(tmp_path, capsys):
@@ -338,3 +339,43 @@ def test_torch_twin_has_the_same_shape_and_parameters(name):
     assert sum(p.numel() for p in twin.parameters()) == sum(
         int(np.prod(p.shape)) for p in jax.tree.leaves(params)
     )
+
+
+@pytest.mark.parametrize("name", ["lenet", "lenet_d2l", "lenet_bn", "resnet"])
+def test_flax_twin_has_the_same_shape_and_parameters(name):
+    # Runs where Flax is installed (it is no dependency of jaxcnn's tests).
+    pytest.importorskip("flax")
+    from jaxcnn import models
+    from jaxcnn.bench.flax_peer import flax_model
+
+    model = models.MODELS[name](10)
+    out = []
+
+    def init(key):
+        shape, params, state = model.init_with_state(key, (2, 28, 28, 1))
+        out.append(shape)
+        return params, state
+
+    params, state = jax.eval_shape(init, jax.random.key(0))
+    twin = flax_model(model, (2, 28, 28, 1))
+    x = jax.ShapeDtypeStruct((2, 28, 28, 1), np.float32)
+    variables = jax.eval_shape(lambda key, x: twin.init(key, x, train=False), jax.random.key(0), x)
+    y = jax.eval_shape(lambda v, x: twin.apply(v, x, train=False), variables, x)
+    assert y.shape == out[0]
+
+    def count(tree):
+        return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(tree))
+
+    assert count(variables["params"]) == count(params)
+    assert count(variables.get("batch_stats", {})) == count(state)
+
+
+def test_flax_peer_trains_beside_jaxcnn(tmp_path):
+    pytest.importorskip("flax")
+    config = tiny_config(tmp_path)
+    out = tmp_path / "out"
+    args = ["train", "--configs", str(config), "--batch-size", "32", "--steps", "3", "--flax"]
+    cli.main([*args, "--out", str(out)])
+    jax_row, flax_row = json.loads((out / "train.json").read_text())["rows"]
+    assert flax_row["framework"].startswith("flax ") and flax_row["framework"].endswith(" linen")
+    assert flax_row["jax_speedup"] > 0 and flax_row["images_per_s"] > 0

@@ -44,6 +44,11 @@ def parser() -> argparse.ArgumentParser:
         "--torch-compile", action="store_true", help="and with torch.compile, in the same turns"
     )
     lenet.add_argument(
+        "--flax",
+        action="store_true",
+        help="also train the same model written with flax.linen (a plain jit step a call)",
+    )
+    lenet.add_argument(
         "--devices",
         type=int,
         nargs="+",
@@ -113,6 +118,11 @@ def main(argv: list[str] | None = None) -> None:
             import torch  # noqa: F401
         except ImportError:
             cli.error("--torch needs PyTorch, which is not installed: pip install torch")
+    if getattr(args, "flax", False):
+        try:
+            import flax  # noqa: F401
+        except ImportError:
+            cli.error("--flax needs Flax, which is not installed: pip install flax")
     if args.bench == "conv":
         if args.repeats < 1:
             cli.error("--repeats must be >= 1")
@@ -183,6 +193,7 @@ def run_training(cli: argparse.ArgumentParser, args: argparse.Namespace) -> None
             tuple(args.steps_per_call),
             tuple(args.seeds),
             args.torch_compile,
+            args.flax,
         )
     except (config_lib.ConfigError, data.DataError) as e:
         cli.error(str(e))

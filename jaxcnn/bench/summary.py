@@ -23,8 +23,8 @@ def results_table(results: Path) -> str:
     speeds = training_speeds(results / "train.json")
     lines = [
         "| run | test accuracy | start-up | whole run | to 90% | img/s, batch 256 "
-        "| PyTorch eager | torch.compile |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| PyTorch eager | torch.compile | Flax |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     configs = [r["config"] for r in runs["rows"]]
     only_timed = [{"config": c} for c in speeds if c not in configs]
@@ -36,14 +36,15 @@ def results_table(results: Path) -> str:
             f"| {name} | {_figure(r.get('test_accuracy'), '{:.2%}')} "
             f"| {_figure(r.get('startup_s'), '{:.1f} s')} | {_figure(r.get('wall_s'), '{:.1f} s')} "
             f"| {_figure(reached, '{:.1f} s')} | {_figure(jax_rate, '{:,.0f}')} "
-            f"| {_peer(peers.get('eager'))} | {_peer(peers.get('compile'))} |"
+            f"| {_peer(peers.get('eager'))} | {_peer(peers.get('compile'))} "
+            f"| {_peer(peers.get('linen'))} |"
         )
     lines += [
         "",
         f"{runs['device']}. Whole runs from process start to exit, with the config's own "
         f"epochs and batch; start-up is the first epoch's time outside training and "
         f"evaluation ([runs.md](benchmarks/results/runs.md)). Training img/s side by side "
-        f"with PyTorch's, ratio jaxcnn / PyTorch in brackets, turn by turn in one run "
+        f"with each peer's, ratio jaxcnn / peer in brackets, turn by turn in one run "
         f"([train.md](benchmarks/results/train.md)).",
     ]
     seeds = results / f"{SEEDS_RESULT}.json"
@@ -59,7 +60,8 @@ def results_table(results: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-Peers = dict[str, tuple[float, float]]  # "eager" / "compile" -> (img/s, jaxcnn / it)
+# A peer's kind, the last word of its framework ("eager", "compile", "linen") -> (img/s, jaxcnn / it)
+Peers = dict[str, tuple[float, float]]
 
 
 def training_speeds(path: Path) -> dict[str, tuple[float, Peers]]:

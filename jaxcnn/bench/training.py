@@ -4,8 +4,8 @@ It measures steady-state training throughput (img/s, batch 256 by default),
 compile time and time per epoch for configs on their real data, on each
 data-parallel device count of `--devices`, and with `--torch` the same model
 trained by PyTorch eager in the same run, the runs taking turns of
-`TURN_STEPS` steps, so the ratio is measured side by side, turn by turn.
-With `--seeds`, it times K models trained as one vmapped step against one
+`TURN_STEPS` steps, so the ratio is measured side by side, turn by turn;
+`--torch-compile` and `--flax` add `torch.compile`'s and Flax's twins. With `--seeds`, it times K models trained as one vmapped step against one
 (report `seeds.json`; `seeds_ratio`).
 """
 
@@ -24,6 +24,7 @@ from tqdm import tqdm
 
 from jaxcnn import data, training
 from jaxcnn import trainer as trainer_lib
+from jaxcnn.bench.flax_peer import flax_trainee
 from jaxcnn.bench.machine import device_name
 from jaxcnn.bench.peers import torch_trainee
 from jaxcnn.bench.timing import Trainee, paired_speedup, time_in_turns
@@ -44,6 +45,7 @@ def bench_training(
     steps_per_call: tuple[int, ...] = (),
     seeds: tuple[int, ...] = (),
     with_torch_compile: bool = False,
+    with_flax: bool = False,
 ) -> dict:
     """Training img/s of each config on each data-parallel device count, and PyTorch's.
 
@@ -71,11 +73,13 @@ def bench_training(
             variant.num_seeds = num_seeds
             trainees.append(jax_trainee(variant, train, info, path))
         model = trainer_lib.build_model(config, info.num_classes)
-        peers = [c for c, wanted in ((False, with_torch), (True, with_torch_compile)) if wanted]
-        trainees += [torch_trainee(config, model, train, batch_size, c) for c in peers]
-        turn_s = time_in_turns([t.run for t in trainees], steps)
-        config_rows = [t.result(turns) for t, turns in zip(trainees, turn_s)]
-        for i in range(len(trainees) - len(peers), len(trainees)):  # each peer against jaxcnn
+        compiled = [c for c, wanted in ((False, with_torch), (True, with_torch_compile)) if wanted]
+        peers = [torch_trainee(config, model, train, batch_size, c) for c in compiled]
+        if with_flax:
+            peers.append(flax_trainee(config, model, train, batch_size))
+        turn_s = time_in_turns([t.run for t in trainees + peers], steps)
+        config_rows = [t.result(turns) for t, turns in zip(trainees + peers, turn_s)]
+        for i in range(len(trainees), len(config_rows)):  # each peer against jaxcnn's first
             config_rows[i]["jax_speedup"] = paired_speedup(turn_s[0], turn_s[i])
         rows.extend(config_rows)
     report = {"device": device_name(), "overrides": list(overrides), "rows": rows}
