@@ -12,9 +12,7 @@ call, after a checkpoint (`jaxcnn.stop`); a non-finite loss, or one above
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
 import os
 import sys
 import time
@@ -32,6 +30,7 @@ from jaxcnn.config import ConfigError, check, full_batches
 from jaxcnn.data import stream
 from jaxcnn.metrics import CURVES_FILE, METRICS_FILE, append_metrics, plot_curves, reconcile
 from jaxcnn.phases import Phases
+from jaxcnn.position import Position, check_record
 from jaxcnn.stop import Diverged, Stopped, StopRequests
 from jaxcnn.summary import summary
 from jaxcnn.trainer import Trainer, TrainState, compiler_options, create_trainer, device_mesh
@@ -63,33 +62,6 @@ def chunk_size(steps_per_epoch: int, wanted: int) -> int:
     return max(
         d for d in range(1, max(1, min(wanted, steps_per_epoch)) + 1) if steps_per_epoch % d == 0
     )
-
-
-def fingerprint(config: ml_collections.ConfigDict) -> dict:
-    """What a checkpoint's state depends on: resuming under another of these cannot work."""
-    made_by = {
-        "model": config.model.to_dict(),
-        "optimizer": config.optimizer,
-        "num_seeds": config.num_seeds,
-    }
-    return json.loads(json.dumps(made_by))  # tuples as lists, as a JSON record holds them
-
-
-@dataclasses.dataclass
-class Position:
-    """Where training stands: finished epochs, and the steps into the next one.
-
-    `losses` and `accuracies` are the per-step metrics of the unfinished
-    epoch, and `seconds` the time spent on them, so that a resumed epoch
-    reports what an uninterrupted one would.
-    """
-
-    epochs: int = 0
-    epoch_steps: int = 0
-    losses: list[float] = dataclasses.field(default_factory=list)
-    accuracies: list[float] = dataclasses.field(default_factory=list)
-    seconds: float = 0.0
-    line: dict | None = None  # the last finished epoch's metrics line
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
@@ -224,14 +196,7 @@ class Run:
             return state, Position()
         state, record = restored
         state = TrainState(*state)
-        position = Position(
-            record["epochs"],
-            record["epoch_steps"],
-            record["losses"],
-            record["accuracies"],
-            record["seconds"],
-            record["line"],
-        )
+        position = Position.from_record(record)
         self.reconcile(position.epochs, position.line)
         self.report(
             f"Resuming from epoch {position.epochs + 1}, step {self.step(state)} "
@@ -249,21 +214,8 @@ class Run:
             raise SaveError(f"could not write {self.metrics_path} ({e.strerror or e})") from None
 
     def check_record(self, record: dict) -> None:
-        """Raises `ConfigError` if a checkpoint's record does not fit this run's config."""
-        made_by, now = _flat(record.get("fingerprint", {})), _flat(fingerprint(self.config))
-        if made_by != now:
-            differs = sorted(k for k in made_by.keys() | now.keys() if made_by.get(k) != now.get(k))
-            raise ConfigError(
-                f"the checkpoints in {self.checkpoints.directory} were made by another config "
-                f"(it differs in {', '.join(differs)}); use another --workdir, or the config "
-                f"they were made with ({self.workdir / 'config.json'})"
-            )
-        if record["epoch_steps"] and record["steps_per_epoch"] != self.steps_per_epoch:
-            raise ConfigError(
-                f"the newest checkpoint in {self.checkpoints.directory} stopped mid-epoch with "
-                f"{record['steps_per_epoch']} steps per epoch, and this config has "
-                f"{self.steps_per_epoch}: resume with the `batch_size` it was made with"
-            )
+        """Raises `ConfigError` if a checkpoint's record does not fit this run."""
+        check_record(record, self.config, self.steps_per_epoch, self.checkpoints.directory)
 
     def run_epoch(
         self, state: TrainState, position: Position, epoch: int, stops: StopRequests
@@ -418,20 +370,8 @@ class Run:
                 position.accuracies.append(accuracy)
 
     def save(self, state: TrainState, position: Position) -> None:
-        self.checkpoints.save(
-            self.step(state),
-            state,
-            {
-                "epochs": position.epochs,
-                "epoch_steps": position.epoch_steps,
-                "steps_per_epoch": self.steps_per_epoch,
-                "losses": position.losses,
-                "accuracies": position.accuracies,
-                "seconds": position.seconds,
-                "line": position.line,
-                "fingerprint": fingerprint(self.config),
-            },
-        )
+        record = position.record(self.config, self.steps_per_epoch)
+        self.checkpoints.save(self.step(state), state, record)
 
     def test(self, state: TrainState) -> dict:
         """Test loss and accuracy, every test example counted once."""
@@ -472,14 +412,3 @@ class Run:
     def step(state: TrainState) -> int:
         """Optimizer steps taken (every seed takes the same)."""
         return int(np.ravel(parallel.fetch(state.step))[0])
-
-
-def _flat(tree: dict, prefix: str = "") -> dict:
-    """`{"model": {"name": ...}}` as `{"model.name": ...}`."""
-    flat = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat

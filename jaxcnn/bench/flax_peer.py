@@ -18,8 +18,8 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
+from jaxcnn.bench.peers import layer_geometry
 from jaxcnn.bench.timing import Trainee
-from jaxcnn.geometry import window_geometry
 from jaxcnn.layer import Layer, Shape
 from jaxcnn.optim import build_optimizer
 
@@ -58,9 +58,7 @@ def flax_model(model: Layer, input_shape: Shape):
             return jnp.concatenate([y for y, _ in outs], axis=-1), out
         out = layer.initialize(jax.random.key(0), shape)[0]
         if kind in ("conv2d", "conv2d_max_pool"):
-            geom = window_geometry(
-                shape[1:3], o["kernel_size"], o.get("stride", 1), o["padding"], o.get("dilation", 1)
-            )
+            geom = layer_geometry(layer, shape)
             x = nn.Conv(
                 o["out_channels"],
                 geom.window,
@@ -84,9 +82,7 @@ def flax_model(model: Layer, input_shape: Shape):
         if kind == "dropout":
             return nn.Dropout(o["rate"], deterministic=not train)(x), out
         if kind in ("max_pool2d", "avg_pool2d"):
-            geom = window_geometry(
-                shape[1:3], o["window"], o["stride"] or o["window"], o["padding"]
-            )
+            geom = layer_geometry(layer, shape)
             if kind == "max_pool2d":
                 return nn.max_pool(x, geom.window, geom.stride, geom.padding), out
             pool = nn.avg_pool(

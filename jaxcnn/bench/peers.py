@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxcnn.bench.timing import Trainee
-from jaxcnn.geometry import window_geometry
+from jaxcnn.geometry import Geometry, window_geometry
 from jaxcnn.layer import Layer, Shape
 
 
@@ -72,7 +72,7 @@ def torch_trainee(config, model: Layer, train, batch_size: int, compile: bool = 
     # A copy: the prepared images are a read-only memory map, which PyTorch warns about.
     images = torch.from_numpy(np.array(train.images)).permute(0, 3, 1, 2).float().div(255)
     images = images.contiguous(memory_format=torch.channels_last)
-    labels = torch.from_numpy(np.asarray(train.labels)).long()
+    labels = torch.from_numpy(np.array(train.labels)).long()
     perm = torch.randperm(len(images))
     calls = itertools.count()
     net.train()
@@ -100,6 +100,16 @@ def torch_trainee(config, model: Layer, train, batch_size: int, compile: bool = 
         "threads": torch.get_num_threads(),
     }
     return Trainee(row, run, time.perf_counter() - start, 1, len(images) // batch_size)
+
+
+def layer_geometry(layer: Layer, shape: Shape) -> Geometry:
+    """A conv or pool layer's window over NHWC `shape`, from its options, for a twin to copy."""
+    o = layer.options
+    if layer.kind in ("conv2d", "conv2d_max_pool"):
+        return window_geometry(
+            shape[1:3], o["kernel_size"], o.get("stride", 1), o["padding"], o.get("dilation", 1)
+        )
+    return window_geometry(shape[1:3], o["window"], o["stride"] or o["window"], o["padding"])
 
 
 def torch_model(model: Layer, input_shape: Shape):
@@ -170,9 +180,7 @@ def torch_model(model: Layer, input_shape: Shape):
         out = layer.initialize(jax.random.key(0), shape)[0]
         cin = shape[-1]
         if kind in ("conv2d", "conv2d_max_pool"):
-            geom = window_geometry(
-                shape[1:3], o["kernel_size"], o.get("stride", 1), o["padding"], o.get("dilation", 1)
-            )
+            geom = layer_geometry(layer, shape)
             conv = nn.Conv2d(
                 cin,
                 o["out_channels"],
@@ -194,16 +202,12 @@ def torch_model(model: Layer, input_shape: Shape):
         if kind == "dropout":
             return nn.Dropout(o["rate"]), out
         if kind == "max_pool2d":
-            geom = window_geometry(
-                shape[1:3], o["window"], o["stride"] or o["window"], o["padding"]
-            )
+            geom = layer_geometry(layer, shape)
             (top, bottom), (left, right) = geom.padding
             pad = nn.ConstantPad2d((left, right, top, bottom), float("-inf"))
             return nn.Sequential(pad, nn.MaxPool2d(geom.window, geom.stride)), out
         if kind == "avg_pool2d":
-            geom = window_geometry(
-                shape[1:3], o["window"], o["stride"] or o["window"], o["padding"]
-            )
+            geom = layer_geometry(layer, shape)
             (top, bottom), (left, right) = geom.padding
             if not top == bottom == left == right:
                 raise NotImplementedError("no PyTorch twin for unevenly padded average pools")

@@ -31,7 +31,9 @@ def results_table(results: Path) -> str:
     for r in runs["rows"] + only_timed:
         reached = r.get("time_to_target_s")
         jax_rate, peers = speeds.get(r["config"], (None, {}))
-        name = r["config"] if r["config"].startswith("torch") else f"`{r['config']}`"
+        # A PyTorch run follows its config's: the twin of that model, for its own epochs.
+        twin = r["config"].startswith("torch")
+        name = f"↳ its twin, {r['config']}, {r['epochs']} epochs" if twin else f"`{r['config']}`"
         lines.append(
             f"| {name} | {_figure(r.get('test_accuracy'), '{:.2%}')} "
             f"| {_figure(r.get('startup_s'), '{:.1f} s')} | {_figure(r.get('wall_s'), '{:.1f} s')} "

@@ -5,8 +5,9 @@ compile time and time per epoch for configs on their real data, on each
 data-parallel device count of `--devices`, and with `--torch` the same model
 trained by PyTorch eager in the same run, the runs taking turns of
 `TURN_STEPS` steps, so the ratio is measured side by side, turn by turn;
-`--torch-compile` and `--flax` add `torch.compile`'s and Flax's twins. With `--seeds`, it times K models trained as one vmapped step against one
-(report `seeds.json`; `seeds_ratio`).
+`--torch-compile` and `--flax` add `torch.compile`'s and Flax's twins. With
+`--seeds`, it times K models trained as one vmapped step against one (report
+`seeds.json`; `seeds_ratio`).
 """
 
 from __future__ import annotations
@@ -47,17 +48,18 @@ def bench_training(
     with_torch_compile: bool = False,
     with_flax: bool = False,
 ) -> dict:
-    """Training img/s of each config on each data-parallel device count, and PyTorch's.
+    """Training img/s of each config on each data-parallel device count, and its peers'.
 
     `configs` maps each config file to its config, the `KEY=VALUE` settings of
     `overrides` already applied (see `override`; they are recorded in the
     report); `steps_per_call` and `seeds` (`num_seeds`), if given, replace the
     configs' own, each in turn, and with `seeds` the report is `SEEDS_RESULT`'s.
-    A row's img/s counts every seed's images. Augmentation is off: the numbers compare the model's training step
-    alone. A config's runs (and PyTorch's peer) take turns (`time_in_turns`),
-    so that the machine's drifting load weighs on all of them alike: a row's
-    step time is the median of its turns', and PyTorch's ratio the median of
-    the per-turn ratios against the config's first run (`paired_speedup`).
+    A row's img/s counts every seed's images. Augmentation is off: the numbers
+    compare the model's training step alone. A config's runs and its peers
+    take turns (`time_in_turns`), so that the machine's drifting load weighs on
+    all of them alike: a row's step time is the median of its turns', and a
+    peer's ratio the median of the per-turn ratios against the config's first
+    run (`paired_speedup`).
     """
     rows = []
     for path, config in configs.items():
