@@ -19,7 +19,7 @@ import optax
 from tqdm import tqdm
 
 from jaxcnn.bench.peers import layer_geometry
-from jaxcnn.bench.timing import Trainee
+from jaxcnn.bench.timing import Trainee, peer_trainee
 from jaxcnn.layer import Layer, Shape
 from jaxcnn.optim import build_optimizer
 
@@ -157,11 +157,9 @@ def flax_trainee(config, model: Layer, train, batch_size: int) -> Trainee:
             times.append(time.perf_counter() - start)
         return times
 
-    start = time.perf_counter()
-    run(1)
     row = {
         "framework": f"flax {flax.__version__} linen",
         "config": f"same model as {config.model.name}",
         "batch_size": batch_size,
     }
-    return Trainee(row, run, time.perf_counter() - start, 1, steps_per_epoch)
+    return peer_trainee(row, run, steps_per_epoch)

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from jaxcnn.bench.timing import Trainee
+from jaxcnn.bench.timing import Trainee, peer_trainee
 from jaxcnn.geometry import Geometry, window_geometry
 from jaxcnn.layer import Layer, Shape
 
@@ -91,15 +91,13 @@ def torch_trainee(config, model: Layer, train, batch_size: int, compile: bool = 
             times.append(time.perf_counter() - start)
         return times
 
-    start = time.perf_counter()
-    run(1)
     row = {
         "framework": f"torch {torch.__version__} {'compile' if compile else 'eager'}",
         "config": f"same model as {config.model.name}",
         "batch_size": batch_size,
         "threads": torch.get_num_threads(),
     }
-    return Trainee(row, run, time.perf_counter() - start, 1, len(images) // batch_size)
+    return peer_trainee(row, run, len(images) // batch_size)
 
 
 def layer_geometry(layer: Layer, shape: Shape) -> Geometry:

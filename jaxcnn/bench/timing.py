@@ -68,6 +68,13 @@ class Trainee:
         }
 
 
+def peer_trainee(row: dict, run: Callable[[int], list[float]], steps_per_epoch: int) -> Trainee:
+    """A peer framework's run, one step a call, after its first step (timed: it may compile)."""
+    start = time.perf_counter()
+    run(1)
+    return Trainee(row, run, time.perf_counter() - start, 1, steps_per_epoch)
+
+
 def time_in_turns(
     runs: Sequence[Callable[[int], list[float]]], steps: int, turn_steps: int = TURN_STEPS
 ) -> list[list[float]]:
