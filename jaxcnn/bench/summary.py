@@ -18,7 +18,7 @@ END = "<!-- results end -->"
 
 def results_table(results: Path) -> str:
     """One row per config of `runs.json` (then of `train.json`, for configs timed only
-    there), with its training speed beside PyTorch's from `train.json` if timed there."""
+    there), with its training speed beside each peer's from `train.json` if timed there."""
     runs = json.loads((results / "runs.json").read_text())
     speeds = training_speeds(results / "train.json")
     lines = [
@@ -67,7 +67,7 @@ Peers = dict[str, tuple[float, float]]
 
 
 def training_speeds(path: Path) -> dict[str, tuple[float, Peers]]:
-    """config -> (jaxcnn img/s, its PyTorch peers) from a `bench train` report, if there is one.
+    """config -> (jaxcnn img/s, its peers: PyTorch, Flax) from a `bench train` report, if any.
 
     A config's first jax row counts; the peer rows after it are its peers.
     """
