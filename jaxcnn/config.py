@@ -59,7 +59,7 @@ def defaults() -> ml_collections.ConfigDict:
     config.optimizer = "adam"  # a key of jaxcnn.optim.OPTIMIZERS
     config.learning_rate = 1e-3  # the peak, for schedules that rise and fall
     config.schedule = "constant"  # a key of jaxcnn.optim.SCHEDULES
-    config.warmup_epochs = 0.0  # for 'cosine'
+    config.warmup_epochs = 0.0  # for 'cosine' and 'warmup_constant'
     config.momentum = 0.0  # sgd only; > 0 uses Nesterov momentum
     config.weight_decay = 0.0  # adamw only, decoupled
     config.label_smoothing = 0.0

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import ml_collections
 import optax
+import optax.contrib
 
 # name -> schedule(peak learning rate, total steps, warm-up steps)
 SCHEDULES: dict[str, Callable[[float, int, int], optax.Schedule]] = {
@@ -14,6 +16,7 @@ SCHEDULES: dict[str, Callable[[float, int, int], optax.Schedule]] = {
         0.0, lr, warmup, max(total, warmup + 1)
     ),
     "onecycle": lambda lr, total, warmup: optax.cosine_onecycle_schedule(max(total, 1), lr),
+    "warmup_constant": lambda lr, total, warmup: optax.warmup_constant_schedule(0.0, lr, warmup),
 }
 
 # name -> optimizer(schedule, config): the config supplies momentum and weight decay.
@@ -25,7 +28,26 @@ OPTIMIZERS: dict[
     ),
     "adam": lambda schedule, config: optax.adam(schedule),
     "adamw": lambda schedule, config: optax.adamw(schedule, weight_decay=config.weight_decay),
+    # AdamW without a decaying schedule: it trains at the points `z` and is
+    # evaluated at their running average `x` (`eval_params`), which is good from
+    # early on and keeps improving (Defazio et al., 2024, "The Road Less Scheduled").
+    "schedule_free_adamw": lambda schedule, config: optax.contrib.schedule_free_adamw(
+        schedule, weight_decay=config.weight_decay
+    ),
 }
+
+
+def eval_params(config: ml_collections.ConfigDict, params: Any, opt_state: Any) -> Any:
+    """The parameters to evaluate and predict with: `params`, but for schedule-free
+    optimizers, whose training parameters are not the model they converge to.
+
+    Batch norm's running statistics are gathered at the training parameters,
+    not at these: the default LeNet has none; a model with batch norm is
+    better served by AdamW and a schedule.
+    """
+    if config.optimizer.startswith("schedule_free"):
+        return optax.contrib.schedule_free_eval_params(opt_state, params)
+    return params
 
 
 def build_optimizer(

@@ -3,7 +3,8 @@
 `Phases` adds up the wall time spent in each named phase of a run, and takes
 the time JAX spent tracing, lowering and compiling (its monitoring events)
 out of the phase it happened in, into `compile`. `start-up` is the time from
-the process's start (as the OS records it) to the run's.
+the process's start (as the OS records it) to the run's; `first_step_s`, from
+the process's start to its first training step's.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ class Phases:
     """
 
     def __init__(self) -> None:
-        self.seconds: dict[str, float] = {
-            "start-up": max(0.0, time.time() - psutil.Process().create_time())
-        }
+        self.process_start = psutil.Process().create_time()
+        self.seconds: dict[str, float] = {"start-up": max(0.0, time.time() - self.process_start)}
+        self.first_step_s: float | None = None
         self.seconds["compile"] = 0.0
         self._claimed: list[list[float]] = []  # per open phase: inner phases' (wall, compile)
 
@@ -65,10 +66,18 @@ class Phases:
                 self._claimed[-1][0] += wall
                 self._claimed[-1][1] += compile_s
 
+    def first_step(self) -> None:
+        """Notes, once, that the first training step has started (its program compiled)."""
+        if self.first_step_s is None:
+            self.first_step_s = time.time() - self.process_start
+
     def as_dict(self) -> dict[str, float]:
         return {name: round(s, 3) for name, s in self.seconds.items()}
 
     def line(self) -> str:
-        """`time: start-up 2.1 s, data 0.3 s, ... (total 46.0 s)`."""
+        """`time: start-up 2.1 s, data 0.3 s, ... (total 46.0 s); first step at 2.8 s`."""
         parts = ", ".join(f"{name} {s:.1f} s" for name, s in self.seconds.items())
-        return f"time: {parts} (total {sum(self.seconds.values()):.1f} s)"
+        line = f"time: {parts} (total {sum(self.seconds.values()):.1f} s)"
+        if self.first_step_s is not None:
+            line += f"; first step at {self.first_step_s:.1f} s"
+        return line

@@ -22,7 +22,7 @@ from jax.sharding import Mesh
 from jaxcnn import data, layers, models, parallel, precision, xla
 from jaxcnn.augment import augment
 from jaxcnn.config import ConfigError
-from jaxcnn.optim import build_optimizer
+from jaxcnn.optim import build_optimizer, eval_params
 from jaxcnn.precision import COMPUTE_DTYPES
 
 # Dropout's key is its step's augmentation key folded with this: a stream of its own.
@@ -85,6 +85,12 @@ class Trainer:
             self._train_steps_fed, donate_argnums=0, compiler_options=options
         )
         self.evaluate = jax.jit(evaluate, compiler_options=options)
+        pick = lambda params, opt_state: eval_params(config, params, opt_state)  # noqa: E731
+        self._eval_params = jax.jit(jax.vmap(pick) if self.seeds > 1 else pick)
+
+    def eval_params(self, state: TrainState) -> Any:
+        """The parameters to evaluate `state` with (`jaxcnn.optim.eval_params`)."""
+        return self._eval_params(state.params, state.opt_state)
 
     def replicate(self, tree):
         """`tree`'s arrays (state, a data split) in full on every device of the mesh."""

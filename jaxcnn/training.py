@@ -223,13 +223,7 @@ class Run:
         """Trains the rest of `epoch` from `position`, then evaluates and saves a checkpoint."""
         config, chunk = self.config, self.chunk
         orders = [  # each seed's own permutation; one seed's order is (steps, batch)
-            np.asarray(
-                data.epoch_batches(
-                    jax.random.fold_in(jax.random.key(config.seed + k), epoch),
-                    self.num_train,
-                    config.batch_size,
-                )
-            )
+            data.epoch_batches(config.seed + k, epoch, self.num_train, config.batch_size)
             for k in range(self.trainer.seeds)
         ]
         order = orders[0] if self.trainer.seeds == 1 else np.stack(orders)
@@ -255,6 +249,7 @@ class Run:
                     state, metrics = self.trainer.train_steps(
                         state, self.images, self.labels, index
                     )
+                self.phases.first_step()  # compiled and dispatched: the step runs now
                 pending.append(metrics)
                 if self.one_at_a_time:
                     jax.block_until_ready(metrics)
@@ -297,6 +292,7 @@ class Run:
             "images_per_s": self.steps_per_epoch * config.batch_size / seconds,
             "elapsed_s": time.perf_counter() - self.start_time,
             "phases_s": self.phases.as_dict(),  # so far
+            "first_step_s": self.phases.first_step_s,  # this process's, from its start
         }
         position = Position(epochs=epoch, line=line)
         with self.phases("saving"):
@@ -375,7 +371,8 @@ class Run:
 
     def test(self, state: TrainState) -> dict:
         """Test loss and accuracy, every test example counted once."""
-        evaluate = functools.partial(self.trainer.evaluate, state.params, state.model_state)
+        params = self.trainer.eval_params(state)
+        evaluate = functools.partial(self.trainer.evaluate, params, state.model_state)
         if not self.test_streams:
             scored = [evaluate(self.test_images, self.test_labels, self.eval_index, self.eval_mask)]
         else:  # one batch at a time, read from disk (every process reads it whole)

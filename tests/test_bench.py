@@ -283,7 +283,7 @@ def test_runs_benchmark_times_whole_processes_and_the_summary_table(tmp_path, mo
     cli.main(["summary", "--out", str(out), "--readme", str(readme)])
     table = summary.readme_table(readme)
     assert table == summary.results_table(out) and "old table" not in table
-    # Start-up: the first epoch's time outside training and evaluation, some of the whole run.
+    # Start-up: from the process's start to its first training step, some of the whole run.
     assert 0 < row["startup_s"] < row["wall_s"]
     figures = f"{row['test_accuracy']:.2%} | {row['startup_s']:.1f} s | {row['wall_s']:.1f} s"
     assert f"| `{config}` | {figures} |" in table

@@ -128,6 +128,9 @@ def half_written(step_dir: Path) -> None:
         (half_written, "a save that did not finish"),
     ],
 )
+# A missing array file leaves one of orbax's read coroutines never awaited; it may
+# be collected on orbax's thread after the restore has failed and been reported.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_damaged_checkpoint_is_set_aside_and_training_resumes(
     dataset, trained, tmp_path, capsys, damage, why
 ):

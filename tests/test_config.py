@@ -42,7 +42,11 @@ def with_(key, value):
         ("batch_size", "abc", "`batch_size` must be a positive int, got 'abc'"),
         ("batch_size", True, "`batch_size` must be a positive int, got True"),
         ("num_epochs", 2.5, "`num_epochs` must be an int >= 0, got 2.5"),
-        ("optimizer", "lion", r"`optimizer` must be one of \['adam', 'adamw', 'sgd'\], got 'lion'"),
+        (
+            "optimizer",
+            "lion",
+            r"`optimizer` must be one of \['adam', 'adamw', 'schedule_free_adamw', 'sgd'\], got 'lion'",
+        ),
         ("schedule", "linear", "`schedule` must be one of"),
         ("learning_rate", -1.0, r"`learning_rate` must be a number > 0, got -1.0"),
         ("learning_rate", float("nan"), "`learning_rate` must be a number > 0"),

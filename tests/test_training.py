@@ -27,6 +27,7 @@ METRIC_KEYS = {
     "images_per_s",
     "elapsed_s",
     "phases_s",
+    "first_step_s",
 }
 
 
@@ -38,6 +39,10 @@ def test_trains_well_above_chance_and_writes_results(dataset, tmp_path):
     assert all(set(r) == METRIC_KEYS for r in rows)
     assert [r["step"] for r in rows] == [24, 48]  # 768 // 32 steps per epoch
     assert rows[1]["test_loss"] < rows[0]["test_loss"]
+    phases = rows[0]["phases_s"]
+    assert {"start-up", "compile", "data", "train", "eval"} <= set(phases)
+    assert phases["start-up"] < rows[0]["first_step_s"] < rows[0]["elapsed_s"] + phases["start-up"]
+    assert rows[1]["first_step_s"] == rows[0]["first_step_s"]  # one process, one first step
     assert (tmp_path / "learning_curves.png").stat().st_size > 1000
     # Named by step: one at each epoch's end (the epoch is shorter than checkpoint_every_steps).
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [
@@ -331,7 +336,7 @@ def test_each_process_streams_its_share_of_the_same_batches(dataset):
     from jaxcnn.data import stream
 
     train, _, _ = data.load(small_config(dataset))
-    order = np.asarray(data.epoch_batches(jax.random.key(3), len(train.labels), 32))
+    order = data.epoch_batches(3, 1, len(train.labels), 32)
     shares = [list(stream.chunks(*train, order, 4, 8, p, 2)) for p in range(2)]
     assert len(shares[0]) == (order.shape[0] - 8) // 4
     for call, (a, b) in enumerate(zip(*shares)):

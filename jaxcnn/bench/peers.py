@@ -45,6 +45,23 @@ def torch_conv(kernel: np.ndarray, x: np.ndarray) -> Callable[[], object]:
     return call
 
 
+def torch_optimizer(name: str, parameters, lr: float, config):
+    """PyTorch's optimizer of kind `name` (a key of `jaxcnn.optim.OPTIMIZERS`) at a constant
+    `lr`, with `config`'s momentum and weight decay. Schedule-free AdamW, which PyTorch
+    lacks, is its AdamW: the same work per step, less two updates of averaged weights."""
+    import torch
+
+    kinds = {
+        "sgd": lambda: torch.optim.SGD(
+            parameters, lr=lr, momentum=config.momentum, nesterov=config.momentum > 0
+        ),
+        "adam": lambda: torch.optim.Adam(parameters, lr=lr),
+        "adamw": lambda: torch.optim.AdamW(parameters, lr=lr, weight_decay=config.weight_decay),
+    }
+    kinds["schedule_free_adamw"] = kinds["adamw"]
+    return kinds[name]()
+
+
 def torch_trainee(config, model: Layer, train, batch_size: int, compile: bool = False) -> Trainee:
     """`model` built and trained by PyTorch on the same images, as `config` trains it:
     eager, or with `compile` through `torch.compile` (its first step compiles).
@@ -60,15 +77,7 @@ def torch_trainee(config, model: Layer, train, batch_size: int, compile: bool = 
 
     net = torch_model(model, (1, *train.images.shape[1:])).to(memory_format=torch.channels_last)
     forward = torch.compile(net) if compile else net
-    lr = config.learning_rate
-    optimizers = {
-        "sgd": lambda p: torch.optim.SGD(
-            p, lr=lr, momentum=config.momentum, nesterov=config.momentum > 0
-        ),
-        "adam": lambda p: torch.optim.Adam(p, lr=lr),
-        "adamw": lambda p: torch.optim.AdamW(p, lr=lr, weight_decay=config.weight_decay),
-    }
-    opt = optimizers[config.optimizer](net.parameters())
+    opt = torch_optimizer(config.optimizer, net.parameters(), config.learning_rate, config)
     # A copy: the prepared images are a read-only memory map, which PyTorch warns about.
     images = torch.from_numpy(np.array(train.images)).permute(0, 3, 1, 2).float().div(255)
     images = images.contiguous(memory_format=torch.channels_last)

@@ -44,8 +44,8 @@ def results_table(results: Path) -> str:
     lines += [
         "",
         f"{runs['device']}. Whole runs from process start to exit, with the config's own "
-        f"epochs and batch; start-up is the first epoch's time outside training and "
-        f"evaluation ([runs.md](benchmarks/results/runs.md)). Training img/s side by side "
+        f"epochs and batch; start-up is the time from process start to the first training "
+        f"step ([runs.md](benchmarks/results/runs.md)). Training img/s side by side "
         f"with each peer's, ratio jaxcnn / peer in brackets, turn by turn in one run "
         f"([train.md](benchmarks/results/train.md)).",
     ]

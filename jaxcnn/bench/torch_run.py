@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     borrowed = time.perf_counter()
     from jaxcnn import config as config_lib
     from jaxcnn import data
-    from jaxcnn.bench.peers import torch_model
+    from jaxcnn.bench.peers import torch_model, torch_optimizer
     from jaxcnn.trainer import build_model
 
     config = config_lib.load(args.config)
@@ -53,12 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     net = net.to(memory_format=torch.channels_last)
     borrowed = time.perf_counter() - borrowed
     process_start = psutil.Process().create_time() + borrowed
-    optimizers = {
-        "sgd": lambda p: torch.optim.SGD(p, lr=lr, momentum=config.momentum),
-        "adam": lambda p: torch.optim.Adam(p, lr=lr),
-        "adamw": lambda p: torch.optim.AdamW(p, lr=lr, weight_decay=config.weight_decay),
-    }
-    opt = optimizers[args.optimizer or config.optimizer](net.parameters())
+    opt = torch_optimizer(args.optimizer or config.optimizer, net.parameters(), lr, config)
     model = torch.compile(net) if args.compile else net
     mean = torch.tensor(info.mean).view(1, -1, 1, 1)
     std = torch.tensor(info.std).view(1, -1, 1, 1)

@@ -133,10 +133,7 @@ def jax_trainee(config, train, info: data.DataInfo, name: str) -> Trainee:
     images, labels = trainer.replicate(train)
     seeds = config.num_seeds
     orders = np.stack(  # each seed's own order, (seeds, calls, chunk, batch)
-        [
-            data.epoch_batches(jax.random.key(1 + k), train.images.shape[0], batch_size)
-            for k in range(seeds)
-        ]
+        [data.epoch_batches(1 + k, 1, train.images.shape[0], batch_size) for k in range(seeds)]
     ).reshape(seeds, -1, chunk, batch_size)
     calls_index = orders[0] if seeds == 1 else orders.swapaxes(0, 1)
     index = [trainer.shard_batches(call) for call in calls_index]

@@ -80,21 +80,28 @@ class DataInfo:
         )
 
 
+STATISTICS_BLOCK = 1 << 20  # pixel rows per `np.bincount` in `channel_statistics`
+
+
 def channel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each channel's mean and standard deviation of uint8 `images` scaled to [0, 1].
 
     From a histogram of the 256 values per channel: exact, and without a
-    float copy of the images.
+    float copy of the images. Counted a block of rows at a time, as
+    `np.bincount` widens its input to int64: a whole split's copy costs more
+    in fresh pages (~1 s for Fashion-MNIST) than the counting does.
     """
     flat = images.reshape(-1, images.shape[-1])
+    counts = np.zeros((flat.shape[1], 256))
+    for start in range(0, len(flat), STATISTICS_BLOCK):
+        block = flat[start : start + STATISTICS_BLOCK]
+        for c in range(flat.shape[1]):
+            counts[c] += np.bincount(block[:, c], minlength=256)
+    frequencies = counts / max(len(flat), 1)
     values = np.arange(256, dtype=np.float64) / 255.0
-    mean, std = [], []
-    for channel in flat.T:
-        counts = np.bincount(channel, minlength=256) / len(channel)
-        m = counts @ values
-        mean.append(m)
-        std.append(np.sqrt(max(float(counts @ values**2 - m**2), 0.0)))
-    return np.asarray(mean), np.asarray(std)
+    mean = frequencies @ values
+    std = np.sqrt(np.maximum(frequencies @ values**2 - mean**2, 0.0))
+    return mean, std
 
 
 def load(config) -> tuple[Split, Split, DataInfo]:

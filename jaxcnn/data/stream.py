@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import grain
 import numpy as np
 
 PREFETCH_CALLS = 2  # calls' batches read ahead
@@ -45,6 +44,8 @@ def chunks(
     Yields:
       `(images (chunk, local_batch, h, w, c), labels (chunk, local_batch))`.
     """
+    import grain  # here, not at the top: only streamed splits need it, and it costs start-up
+
     share = order[start:, process_slice(order.shape[1], process_index, process_count)]
 
     def read(call: int) -> tuple[np.ndarray, np.ndarray]:

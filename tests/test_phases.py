@@ -1,0 +1,42 @@
+"""Where a run's time goes: phases add up, nest, and take compilation out into `compile`."""
+
+import time
+
+import jax
+import jax.numpy as jnp
+
+from jaxcnn.phases import Phases
+
+
+def test_inner_phases_count_for_themselves_alone():
+    phases = Phases()
+    with phases("train"):
+        time.sleep(0.05)
+        with phases("saving"):
+            time.sleep(0.1)
+    seconds = phases.as_dict()
+    assert 0.1 <= seconds["saving"] < 0.2
+    assert 0.05 <= seconds["train"] < 0.1  # its own time, without the inner save's
+
+
+def test_compilation_inside_a_phase_goes_to_compile():
+    phases = Phases()
+    width = 97  # a shape no other test compiles
+    with phases("train"):
+        jax.jit(lambda x: jnp.tanh(x) @ x.T)(jnp.ones((width, width))).block_until_ready()
+    seconds = phases.as_dict()
+    assert seconds["compile"] > 0
+    assert seconds["train"] + seconds["compile"] > 0
+
+
+def test_the_first_step_is_noted_once_and_printed():
+    phases = Phases()
+    assert phases.first_step_s is None and "first step" not in phases.line()
+    phases.first_step()
+    first = phases.first_step_s
+    time.sleep(0.01)
+    phases.first_step()
+    assert phases.first_step_s == first
+    assert first >= phases.seconds["start-up"]
+    assert phases.line().endswith(f"; first step at {first:.1f} s")
+    assert phases.line().startswith("time: start-up ")
