@@ -102,6 +102,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -
     finally:
         with phases("saving"):
             run.checkpoints.close()
+        with phases("data"):  # a first run's records, written while it compiled and trained
+            for failure in data.wait_prepared():
+                run.report(f"warning: {failure}")
         run.report(phases.line())
 
 

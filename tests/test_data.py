@@ -40,8 +40,10 @@ def test_idx_directory_is_prepared_once_and_read_back_in_bulk(tmp_path):
     pixels = train.images / 255.0
     np.testing.assert_allclose(info.mean, [pixels.mean()], rtol=1e-9)
     np.testing.assert_allclose(info.std, [pixels.std()], rtol=1e-9)
-    # The arrays kept in bulk are the records, in their order.
+    # The arrays kept in bulk are the records, in their order (written on a thread).
     from jaxcnn.data import builder as builder_lib
+
+    assert data.wait_prepared() == []
 
     [prepared] = (tmp_path / "tfds" / "prepared_images").iterdir()
     records = builder_lib.tfds.builder_from_directory(str(prepared / "2.0.0"))
@@ -52,6 +54,39 @@ def test_idx_directory_is_prepared_once_and_read_back_in_bulk(tmp_path):
     assert {p.name for p in (prepared / "2.0.0").glob("*.npy")} == {
         "train-images.npy", "train-labels.npy", "test-images.npy", "test-labels.npy"
     }  # fmt: skip
+
+
+def test_a_first_load_returns_the_arrays_while_the_records_are_written(tmp_path):
+    source = synthetic.write_dataset(tmp_path / "idx", n_train=64, n_test=16)
+    config = config_for(tmp_path, source)
+    first, first_test, _ = data.load(config)
+    assert data.wait_prepared() == []
+    again, again_test, _ = data.load(config)  # from the prepared copy now
+    assert isinstance(again.images, np.memmap)
+    for a, b in [(first, again), (first_test, again_test)]:
+        np.testing.assert_array_equal(a.images, b.images)
+        np.testing.assert_array_equal(a.labels, b.labels)
+
+
+def test_records_that_cannot_be_written_are_reported_and_prepared_again(tmp_path, monkeypatch):
+    from jaxcnn.data import builder as builder_lib
+
+    source = synthetic.write_dataset(tmp_path / "idx", n_train=64, n_test=16)
+    config = config_for(tmp_path, source)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(builder_lib, "build", full_disk)
+    train, _, _ = data.load(config)
+    assert train.images.shape == (64, 16, 16, 1)  # this run has its data
+    [failure] = data.wait_prepared()
+    assert str(source) in failure and "No space left on device" in failure
+    assert not list((tmp_path / "tfds").rglob("classes.json"))  # not taken for prepared
+    monkeypatch.undo()
+    data.load(config)  # the lock was released: the next load prepares it
+    assert data.wait_prepared() == []
+    assert len(list((tmp_path / "tfds").rglob("classes.json"))) == 1
 
 
 def test_a_prepared_dataset_loads_without_importing_tfds(tmp_path):

@@ -21,6 +21,7 @@ import numpy as np
 
 from jaxcnn.data import prepare as prepare_lib
 from jaxcnn.data.batches import epoch_batches, eval_batches
+from jaxcnn.data.prepare import wait_prepared
 from jaxcnn.data.sources import FASHION_MNIST_DIR, DataError, find_source, read_idx
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "eval_batches",
     "load",
     "read_idx",
+    "wait_prepared",
 ]
 
 INFO_FILE = "data.json"  # in a workdir: what predict.py needs to see as training saw

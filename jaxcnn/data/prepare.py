@@ -10,6 +10,11 @@ also kept as `.npy` files beside the records, in the records' order (the
 builder keeps the order it is given); a rerun loads those at disk speed
 without importing TFDS. A file lock lets several
 processes share the folder: one prepares, the others wait for it.
+
+The first time, the records are written on a thread while the decoded arrays
+go back to the caller, which compiles and trains meanwhile (TFDS writes one
+record at a time in Python; XLA compiles without holding the GIL); callers
+that exit with `os._exit` wait for it first (`wait_prepared`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import hashlib
 import json
 import os
 import sys
+import threading
 from pathlib import Path
 
 import filelock
@@ -55,26 +61,81 @@ class Settings:
 def prepared(
     dataset: str, source: Source, settings: Settings, tfds_dir: str
 ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
-    """`({split: (images, labels)}, class names)` of `source`, prepared once under `tfds_dir`."""
+    """`({split: (images, labels)}, class names)` of `source`, prepared once under `tfds_dir`.
+
+    The first time, the decoded arrays are returned at once and the records
+    are written on a thread (`wait_prepared`), while the caller compiles.
+    """
     digest = hashlib.blake2b(f"{source.fingerprint}{settings}".encode(), digest_size=4)
     name = f"{dataset}-{digest.hexdigest()}"
     root = Path(tfds_dir).expanduser()
     folder = root / BUILDER_DIR / name / BUILDER_VERSION
+    if name in _writers:  # this process is writing it: wait, rather than lock against itself
+        _writers.pop(name).join()
     if not (folder / CLASSES_FILE).exists():
         root.mkdir(parents=True, exist_ok=True)
-        with filelock.FileLock(str(root / f".{name}.lock")):
-            if not (folder / CLASSES_FILE).exists():  # another process may have, meanwhile
-                from jaxcnn.data import builder as builder_lib
-
+        # Released by the thread that writes the records, when they are whole.
+        lock = filelock.FileLock(str(root / f".{name}.lock"), thread_local=False)
+        lock.acquire()
+        if (folder / CLASSES_FILE).exists():  # another process prepared it, meanwhile
+            lock.release()
+        else:
+            try:
                 classes = class_names(dataset, source)
-                splits = {s: source_arrays(source, settings, s) for s in ("train", "test")}
-                built = builder_lib.build(name, source, splits, classes, root)
-                assert Path(built.data_dir) == folder, (built.data_dir, folder)
-                for split, arrays in splits.items():  # the records' order: their copy in bulk
-                    save_arrays(folder, split, *arrays)
-                _write(folder / CLASSES_FILE, json.dumps(classes).encode())
+                splits = {s: bulk(*source_arrays(source, settings, s)) for s in ("train", "test")}
+            except BaseException:
+                lock.release()
+                raise
+            writer = threading.Thread(
+                target=_write_prepared,
+                args=(lock, name, source, splits, classes, root, folder),
+                name=f"prepare {name}",
+            )
+            _writers[name] = writer
+            writer.start()
+            return splits, classes
     splits = {split: load_arrays(folder, split) for split in ("train", "test")}
     return splits, json.loads((folder / CLASSES_FILE).read_text())
+
+
+_writers: dict[str, threading.Thread] = {}  # the records being written on threads, by name
+_failures: list[str] = []  # what those threads could not write
+
+
+def _write_prepared(
+    lock: filelock.BaseFileLock,
+    name: str,
+    source: Source,
+    splits: dict[str, tuple[np.ndarray, np.ndarray]],
+    classes: list[str],
+    root: Path,
+    folder: Path,
+) -> None:
+    """The records through TFDS, the arrays beside them, then the class names: their presence
+    says the rest is whole."""
+    try:
+        from jaxcnn.data import builder as builder_lib
+
+        built = builder_lib.build(name, source, splits, classes, root)
+        assert Path(built.data_dir) == folder, (built.data_dir, folder)
+        for split, arrays in splits.items():  # the records' order: their copy in bulk
+            save_arrays(folder, split, *arrays)
+        _write(folder / CLASSES_FILE, json.dumps(classes).encode())
+    except Exception as e:
+        _failures.append(f"{source.path}: could not write its prepared copy in {root} ({e})")
+    finally:
+        lock.release()
+
+
+def wait_prepared() -> list[str]:
+    """Waits for the records `prepared` writes on threads; what could not be written, in a
+    line each (the arrays returned were whole: what trained on them stands, and the next run
+    prepares the data again)."""
+    while _writers:
+        _writers.popitem()[1].join()
+    failures = list(_failures)
+    _failures.clear()
+    return failures
 
 
 def catalog(
@@ -93,11 +154,16 @@ def catalog(
     return splits, list(built.info.features["label"].names)
 
 
+def bulk(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A split as it is kept: uint8 NHWC images and int32 labels."""
+    return images.astype(np.uint8, copy=False), labels.astype(np.int32, copy=False)
+
+
 def save_arrays(folder: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
-    """uint8 NHWC images and int32 labels as `.npy` files, written whole or not at all."""
-    _write(folder / f"{split}-images.npy", _npy(images.astype(np.uint8, copy=False)))
-    # Last: its presence says both are whole.
-    _write(folder / f"{split}-labels.npy", _npy(labels.astype(np.int32, copy=False)))
+    """A split's `bulk` arrays as `.npy` files, written whole or not at all."""
+    images, labels = bulk(images, labels)
+    _write(folder / f"{split}-images.npy", _npy(images))
+    _write(folder / f"{split}-labels.npy", _npy(labels))  # last: its presence says both are whole
 
 
 def load_arrays(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
