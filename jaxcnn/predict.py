@@ -21,7 +21,6 @@ from jaxcnn.checkpoint import Checkpoints
 from jaxcnn.data import DataInfo
 from jaxcnn.data.images import Layout, decode
 from jaxcnn.data.sources import DataError
-from jaxcnn.optim import eval_params
 from jaxcnn.trainer import Trainer, TrainState, create_trainer
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -65,10 +64,10 @@ class Predictor:
             raise DataError(f"{workdir} has no checkpoint yet: train first, or wait for epoch 1")
         state, record = restored
         state = TrainState(*state)
+        state = state._replace(params=trainer.eval_params(state))
         if config.num_seeds > 1:  # several seeds trained together: the first one's model
             state = jax.tree.map(lambda x: x[0], state)
             trainer.seeds = 1
-        state = state._replace(params=eval_params(config, state.params, state.opt_state))
         return cls(trainer, state, info, int(record["epochs"]))
 
     def _forward(self, params, model_state, images):

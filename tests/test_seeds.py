@@ -39,3 +39,20 @@ def test_k_seeds_resume_exactly(dataset, tmp_path):
     (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text().splitlines()[0] + "\n")
     resumed = training.train_and_evaluate(config, run)
     assert resumed["test_loss_seeds"] == straight["test_loss_seeds"]
+
+
+def test_predict_uses_the_first_seeds_evaluated_model(dataset, tmp_path):
+    # Schedule-free (the default) is evaluated at its averaged parameters: predict.py must
+    # take those of seed 0, and so score the test split as training reported for seed 0.
+    from jaxcnn import data
+    from jaxcnn.predict import Predictor
+
+    config = small_config(dataset, num_seeds=2, seed=5)
+    assert config.optimizer == "schedule_free_adamw"
+    final = training.train_and_evaluate(config, tmp_path)
+    _, test, _ = data.load(config)
+    probabilities = Predictor.load(tmp_path).probabilities(np.asarray(test.images))
+    right = probabilities[np.arange(len(test.labels)), np.asarray(test.labels)]
+    loss = -np.mean(np.log(right.astype(np.float64)))
+    first, second = final["test_loss_seeds"]
+    assert abs(loss - first) < 1e-5 * first < abs(first - second)

@@ -3,8 +3,9 @@
 Each config trains in its own process, as the README's command runs it, from
 process start to exit. The report keeps the final test accuracy, the whole
 process's time, its start-up (from the process's start to its first
-training step: imports, data, set-up, compilations), the time until the test accuracy first reached `--target` (start-up included),
-and the median epoch's img/s.
+training step: imports, data, set-up, compilations), the time until the test
+accuracy first reached `--target` (start-up included), and the median epoch's
+img/s.
 """
 
 from __future__ import annotations
