@@ -9,15 +9,19 @@ this project's 2-core CPU is in the README's table.
 import ml_collections
 
 from jaxcnn import config as config_lib
+from jaxcnn import xla
 
 
 def get_config() -> ml_collections.ConfigDict:
     config = config_lib.defaults()
     config.model.name = "lenet_d2l"
-    config.model.conv_impl = "auto"  # 'lax', 'patches' (im2col) or 'auto'; same numbers
+    config.model.conv_impl = "auto"  # each conv, sigmoid and pool as one product (conv2d_avg_pool)
     config.optimizer = "sgd"
     config.learning_rate = 0.9
     config.schedule = "constant"
     config.batch_size = 256
     config.num_epochs = 10
+    # No YNNPACK fusions: XLA's own loops run the biases' and pools' sums faster
+    # (docs/performance.md, "XLA's CPU options")
+    config.cpu_compiler_options.update(xla.YNN_OFF)
     return config

@@ -9,7 +9,7 @@ from jax.nn import relu, sigmoid, softmax, tanh
 from jaxcnn.auto import conv2d_auto
 from jaxcnn.conv import conv2d, conv2d_patches, corr2d
 from jaxcnn.dropout import dropout
-from jaxcnn.fused import conv2d_max_pool
+from jaxcnn.fused import conv2d_avg_pool, conv2d_max_pool
 from jaxcnn.geometry import DIMENSION_NUMBERS, IMAGE_LAYOUT, KERNEL_LAYOUT
 from jaxcnn.init import INITIALIZERS, get_initializer, init_conv2d, init_dense
 from jaxcnn.linear import dense, flatten
@@ -29,6 +29,7 @@ __all__ = [
     "batch_norm",
     "conv2d",
     "conv2d_auto",
+    "conv2d_avg_pool",
     "conv2d_max_pool",
     "conv2d_patches",
     "corr2d",

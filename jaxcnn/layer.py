@@ -24,6 +24,11 @@ Shape = tuple[int, ...]
 State = dict[str, Any]  # a model's state: {layer name: its state}, nested as params are
 Forward = Callable[[Params, State, jax.Array, bool, jax.Array | None], tuple[jax.Array, State]]
 
+# The kinds of layer whose parameters are a conv kernel (and bias): a conv
+# alone, or with the pool after it.
+CONV_KINDS = ("conv2d", "conv2d_max_pool", "conv2d_avg_pool")
+POOLED_CONV_KINDS = {"conv2d_max_pool": "max", "conv2d_avg_pool": "average"}
+
 
 @dataclasses.dataclass(frozen=True)
 class Layer:

@@ -53,6 +53,7 @@ __all__ = [
     "batch_norm",
     "concat",
     "conv2d",
+    "conv2d_avg_pool",
     "conv2d_max_pool",
     "conv_impl",
     "dense",
@@ -161,6 +162,45 @@ def conv2d_max_pool(
     )
     make = _conv_params(out_channels, kernel_size, 1, use_bias, kernel_init)
     return leaf("conv2d_max_pool", options, make, _params_only(apply))
+
+
+def conv2d_avg_pool(
+    out_channels: int,
+    kernel_size: IntPair,
+    window: IntPair,
+    *,
+    activation: Callable[[jax.Array], jax.Array] | None = None,
+    padding: Padding = 0,
+    use_bias: bool = True,
+    kernel_init: str | init_lib.Initializer = "lecun_normal",
+    impl: str = "lax",
+) -> Layer:
+    """A stride-1 conv layer, `activation`, then a `window` average pool; with
+    `impl="auto"` the three are computed together (`jaxcnn.conv2d_avg_pool`),
+    else one after the other."""
+    conv = conv_impl(impl)
+    act = activation or (lambda z: z)
+    apply: Callable[[Params, jax.Array], jax.Array]
+    if impl == "auto":
+        apply = functools.partial(
+            fused.conv2d_avg_pool, window=window, activation=activation, padding=padding
+        )
+    else:
+
+        def apply(params, x):
+            return pool_lib.avg_pool2d(act(conv(params, x, padding=padding)), window)
+
+    options = dict(
+        out_channels=init_lib.positive_int(out_channels, "out_channels"),
+        kernel_size=kernel_size,
+        window=window,
+        activation=getattr(activation, "__name__", repr(activation)) if activation else None,
+        padding=padding,
+        use_bias=use_bias,
+        impl=impl,
+    )
+    make = _conv_params(out_channels, kernel_size, 1, use_bias, kernel_init)
+    return leaf("conv2d_avg_pool", options, make, _params_only(apply))
 
 
 def conv_impl(impl: str) -> Callable[..., jax.Array]:

@@ -31,11 +31,11 @@ from matplotlib.figure import Figure
 
 from jaxcnn import data
 from jaxcnn.config import ConfigError
-from jaxcnn.layer import Layer
+from jaxcnn.layer import CONV_KINDS, Layer
 from jaxcnn.metrics import METRICS_FILE, plot_curves
 from jaxcnn.predict import Predictor
 
-FEATURE_KINDS = ("conv2d", "conv2d_max_pool", "max_pool2d", "avg_pool2d")
+FEATURE_KINDS = (*CONV_KINDS, "max_pool2d", "avg_pool2d")
 MISTAKES = 16  # cells of the misclassified-images grid
 
 
@@ -55,7 +55,7 @@ def first_conv_kernel(params: dict, model: Layer) -> tuple[str, np.ndarray]:
     """The path and HWIO kernel of the first conv layer, depth first."""
 
     def find(layer: Layer, params: dict, path: str):
-        if layer.kind in ("conv2d", "conv2d_max_pool"):
+        if layer.kind in CONV_KINDS:
             return path, np.asarray(params["kernel"], np.float32)
         for name, child in layer.children.items():
             found = find(child, params.get(name, {}), f"{path}.{name}" if path else name)

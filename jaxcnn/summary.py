@@ -8,7 +8,7 @@ import jax
 
 from jaxcnn.auto import choose_kernel
 from jaxcnn.geometry import window_geometry
-from jaxcnn.layer import Layer, Shape, State, output_shape
+from jaxcnn.layer import CONV_KINDS, POOLED_CONV_KINDS, Layer, Shape, State, output_shape
 from jaxcnn.params import ParamTree as Params
 
 
@@ -90,7 +90,7 @@ def _flops(layer: Layer, in_shape: Shape, out_shape: Shape) -> int:
     """The arithmetic per example that `layer` stands for (a multiply-add is 2 FLOPs)."""
     o = layer.options
     out_size = math.prod(out_shape[1:])
-    if layer.kind in ("conv2d", "conv2d_max_pool"):
+    if layer.kind in CONV_KINDS:
         kh, kw = (o["kernel_size"],) * 2 if isinstance(o["kernel_size"], int) else o["kernel_size"]
         cin = in_shape[-1] // o.get("groups", 1)
         if layer.kind == "conv2d":
@@ -98,7 +98,10 @@ def _flops(layer: Layer, in_shape: Shape, out_shape: Shape) -> int:
         else:  # the conv outputs the pool reads
             pool = window_geometry(out_shape[1:3], o["window"], o["window"], 0)
             conv_pixels = math.prod(out_shape[1:3]) * pool.window[0] * pool.window[1]
-        return 2 * conv_pixels * out_shape[-1] * kh * kw * cin + (out_size if o["use_bias"] else 0)
+        conv_outputs = conv_pixels * out_shape[-1]
+        if layer.kind == "conv2d_avg_pool":  # bias, activation and mean on every conv output
+            return 2 * conv_outputs * kh * kw * cin + conv_outputs * (3 if o["use_bias"] else 2)
+        return 2 * conv_outputs * kh * kw * cin + (out_size if o["use_bias"] else 0)
     if layer.kind == "dense":
         return 2 * in_shape[-1] * o["out_features"] + (out_size if o["use_bias"] else 0)
     if layer.kind in ("max_pool2d", "avg_pool2d", "global_avg_pool2d", "adaptive_avg_pool2d"):
@@ -111,7 +114,7 @@ def _flops(layer: Layer, in_shape: Shape, out_shape: Shape) -> int:
 def _runs_as(layer: Layer, in_shape: Shape) -> str:
     """What a conv layer runs on JAX's default backend; other layers run as their kind says."""
     o = layer.options
-    if layer.kind not in ("conv2d", "conv2d_max_pool"):
+    if layer.kind not in CONV_KINDS:
         return layer.kind
     if o["impl"] != "auto":
         return {"lax": "lax conv", "patches": "im2col product"}[o["impl"]]
@@ -120,7 +123,8 @@ def _runs_as(layer: Layer, in_shape: Shape) -> str:
     stride = o.get("stride", 1)
     geom = window_geometry(in_shape[1:3], (kh, kw), stride, o["padding"], o.get("dilation", 1))
     kernel = choose_kernel(in_shape, (kh, kw, in_shape[-1] // groups, 0), geom, groups)
-    if layer.kind == "conv2d_max_pool" and kernel != "lax" and groups == 1:
+    pool = POOLED_CONV_KINDS.get(layer.kind)
+    if pool and kernel != "lax" and groups == 1:
         return "conv+pool products"
     names = {"tap_sum": "tap sums", "banded": "banded products", "lax": "lax conv"}
-    return f"auto: {names[kernel]}" + (" + max pool" if layer.kind == "conv2d_max_pool" else "")
+    return f"auto: {names[kernel]}" + (f" + {pool} pool" if pool else "")

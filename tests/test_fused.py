@@ -250,3 +250,125 @@ def test_jitted_conv2d_max_pool_feeding_a_reduction_matches_numpy(in_channels, o
     total = jax.jit(lambda x, kernel: pool({"kernel": kernel}, x).sum((1, 2)))(x, kernel)
     np.testing.assert_allclose(channel_sum, pooled.sum(-1), rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(total, pooled.sum((1, 2)), rtol=1e-4, atol=1e-3)
+
+
+# conv2d_avg_pool: the lecture's conv -> sigmoid -> average pool as one layer.
+ACTIVATIONS = {"sigmoid": (jax.nn.sigmoid, lambda v: 1 / (1 + np.exp(-v))), "none": (None, None)}
+
+
+def conv_act_avg_pool(params, x, window, padding, activation):
+    """The three layers, one after the other: what `conv2d_avg_pool` must equal."""
+    y = jaxcnn.conv2d(params, x, padding=padding)
+    return jaxcnn.avg_pool2d(y if activation is None else activation(y), window)
+
+
+@settings(max_examples=40, deadline=None)
+@given(fused_cases(), st.sampled_from(sorted(ACTIVATIONS)))
+def test_avg_pool_matches_numpy_loops(case, activation):
+    x, params = make_case(case)
+    fn, numpy_fn = ACTIVATIONS[activation]
+    kh, kw = case["kernel"][:2]
+    pads = reference.pad_pairs_for(case["padding"], x.shape[1:3], (kh, kw), (1, 1))
+    conv = reference.conv2d(x, params["kernel"], params.get("bias"), padding=pads)
+    conv = conv if numpy_fn is None else numpy_fn(conv)
+    expected = reference.pool2d(
+        conv, case["window"], case["window"], ((0, 0), (0, 0)), lambda v, _: v.mean((1, 2)), 0
+    )
+    fused = functools.partial(
+        jaxcnn.conv2d_avg_pool, window=case["window"], padding=case["padding"], activation=fn
+    )
+    np.testing.assert_allclose(jax.jit(fused)(params, x), expected, rtol=1e-4, atol=1e-4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(fused_cases(), st.sampled_from(sorted(ACTIVATIONS)))
+def test_avg_pool_gradients_match_the_three_layers(case, activation):
+    # Its input, kernel and bias gradients are written by hand on CPU: against
+    # autodiff through conv2d, the activation and avg_pool2d.
+    x, params = make_case(case)
+    window, padding, fn = case["window"], case["padding"], ACTIVATIONS[activation][0]
+    composed = conv_act_avg_pool(params, x, window, padding, fn)
+    cotangent = np.random.default_rng(case["seed"] + 1).standard_normal(composed.shape)
+
+    def grads(layer):
+        return jax.jit(jax.grad(lambda p, x: jnp.sum(layer(p, x) * cotangent), (0, 1)))(params, x)
+
+    expected = grads(lambda p, x: conv_act_avg_pool(p, x, window, padding, fn))
+    got = grads(lambda p, x: jaxcnn.conv2d_avg_pool(p, x, window, padding=padding, activation=fn))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), got, expected)
+
+
+def test_avg_pool_gradient_has_no_conv_and_no_window_reduction():
+    x = jnp.ones((2, 28, 28, 1))
+    params = {"kernel": jnp.ones((5, 5, 1, 6)), "bias": jnp.ones(6)}
+    fn = lambda p, x: jaxcnn.conv2d_avg_pool(p, x, 2, padding=2, activation=jax.nn.sigmoid)  # noqa: E731
+    text = str(jax.make_jaxpr(jax.grad(lambda p, x: fn(p, x).sum(), (0, 1)))(params, x))
+    assert "conv_general_dilated" not in text and "reduce_window" not in text
+    assert "dot_general" in text
+
+
+def test_avg_pool_takes_vmap_and_unbatched_input():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 12, 12, 2)).astype(np.float32)
+    params = {"kernel": rng.standard_normal((3, 3, 2, 4)).astype(np.float32), "bias": np.ones(4)}
+    expected = conv_act_avg_pool(params, x, 2, 1, jax.nn.sigmoid)
+
+    def layer(image):
+        return jaxcnn.conv2d_avg_pool(params, image, 2, padding=1, activation=jax.nn.sigmoid)
+
+    np.testing.assert_allclose(jax.vmap(layer)(x), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layer(x[1]), expected[1], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl", ["lax", "patches", "auto"])
+def test_avg_pool_layer_is_the_three_layers_for_every_impl(impl):
+    layer = layers.conv2d_avg_pool(4, 3, 2, activation=jax.nn.tanh, padding=1, impl=impl)
+    x = np.random.default_rng(0).standard_normal((2, 9, 9, 3)).astype(np.float32)
+    shape, params = layer.init(jax.random.key(0), x.shape)
+    expected = conv_act_avg_pool(params, x, 2, 1, jax.nn.tanh)
+    assert shape == expected.shape == (2, 4, 4, 4)
+    assert layer.options["activation"] == "tanh"
+    np.testing.assert_allclose(layer.apply(params, x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_d2l_lenet_trains_as_the_lecture_writes_it():
+    # models.lenet_d2l makes each conv, sigmoid and pool one layer: its logits and
+    # gradients are those of the lecture's eight layers, conv -> sigmoid -> pool twice.
+    model = models.lenet_d2l(conv_impl="auto")
+    _, p = model.init(jax.random.key(1), (1, 28, 28, 1))
+    x = np.random.default_rng(0).random((4, 28, 28, 1)).astype(np.float32)
+
+    def lecture(p, x):
+        h = conv_act_avg_pool(p["conv1"], x, 2, 2, jax.nn.sigmoid)
+        h = conv_act_avg_pool(p["conv2"], h, 2, 0, jax.nn.sigmoid)
+        h = jax.nn.sigmoid(jaxcnn.dense(p["fc1"], jaxcnn.flatten(h)))
+        return jaxcnn.dense(p["fc3"], jax.nn.sigmoid(jaxcnn.dense(p["fc2"], h)))
+
+    def loss(apply):
+        return jax.jit(jax.grad(lambda p: jnp.sum(jax.nn.log_softmax(apply(p, x))[:, 0])))
+
+    np.testing.assert_allclose(model.apply(p, x), lecture(p, x), rtol=1e-5, atol=1e-5)
+    got, expected = loss(model.apply)(p), loss(lecture)(p)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), got, expected)
+
+
+@pytest.mark.parametrize("in_channels, out_channels", [(1, 6), (6, 16)])  # the lecture's layers
+def test_jitted_conv2d_avg_pool_feeding_a_reduction_matches_numpy(in_channels, out_channels):
+    # As test_jitted_conv2d_max_pool_feeding_a_reduction_matches_numpy, for the mean.
+    rng = np.random.default_rng(in_channels)
+    x = rng.standard_normal((4, 14, 14, in_channels)).astype(np.float32)
+    kernel = rng.standard_normal((5, 5, in_channels, out_channels)).astype(np.float32)
+    pooled = reference.conv2d(x, kernel, padding=((2, 2), (2, 2)))
+    pooled = pooled.reshape(4, 7, 2, 7, 2, out_channels).mean((2, 4))
+    pool = functools.partial(jaxcnn.conv2d_avg_pool, window=2, padding=2)
+    channel_sum = jax.jit(lambda x, kernel: pool({"kernel": kernel}, x).sum(-1))(x, kernel)
+    total = jax.jit(lambda x, kernel: pool({"kernel": kernel}, x).sum((1, 2)))(x, kernel)
+    np.testing.assert_allclose(channel_sum, pooled.sum(-1), rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(total, pooled.sum((1, 2)), rtol=1e-4, atol=1e-3)
+
+
+def test_avg_pool_bad_input_names_the_argument():
+    with pytest.raises(ValueError, match="kernel expects"):
+        jaxcnn.conv2d_avg_pool({"kernel": jnp.ones((3, 3, 1, 2))}, jnp.ones((1, 4, 4, 2)), 1)
+    with pytest.raises(ValueError, match="`window` must be >= 1"):
+        jaxcnn.conv2d_avg_pool({"kernel": jnp.ones((3, 3, 1, 2))}, jnp.ones((1, 4, 4, 1)), 0)

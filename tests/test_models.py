@@ -48,8 +48,9 @@ def test_summary_counts_parameters_and_flops():
     _, params = model.init(jax.random.key(0), (1, 28, 28, 1))
     table = layers.summary(model, params, (1, 28, 28, 1))
     conv2 = next(line for line in table.splitlines() if line.startswith("conv2"))
-    # 10*10 outputs x 16 channels x (5*5*6 multiply-adds = 300 FLOPs) + 1,600 bias adds
-    assert "(10, 10, 16)" in conv2 and "2,416" in conv2 and "481,600" in conv2
+    # 10*10 conv outputs x 16 channels x (5*5*6 multiply-adds = 300 FLOPs), then on each
+    # of those 1,600 outputs a bias add, a sigmoid and a read into the pool's mean
+    assert "(5, 5, 16)" in conv2 and "2,416" in conv2 and "484,800" in conv2
     assert table.splitlines()[-1].split()[:2] == ["total", "61,706"]
 
 

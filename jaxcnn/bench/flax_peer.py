@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from jaxcnn.bench.peers import layer_geometry
 from jaxcnn.bench.timing import Trainee, peer_trainee
-from jaxcnn.layer import Layer, Shape
+from jaxcnn.layer import CONV_KINDS, Layer, Shape
 from jaxcnn.optim import build_optimizer
 
 
@@ -57,7 +57,7 @@ def flax_model(model: Layer, input_shape: Shape):
             out = (*outs[0][1][:-1], sum(s[-1] for _, s in outs))
             return jnp.concatenate([y for y, _ in outs], axis=-1), out
         out = layer.initialize(jax.random.key(0), shape)[0]
-        if kind in ("conv2d", "conv2d_max_pool"):
+        if kind in CONV_KINDS:
             geom = layer_geometry(layer, shape)
             x = nn.Conv(
                 o["out_channels"],
@@ -68,9 +68,12 @@ def flax_model(model: Layer, input_shape: Shape):
                 feature_group_count=o.get("groups", 1),
                 use_bias=o["use_bias"],
             )(x)
-            if kind == "conv2d_max_pool":
+            if kind in ("conv2d_max_pool", "conv2d_avg_pool"):
                 window = (o["window"],) * 2
-                x = nn.max_pool(x, window, window)
+                if kind == "conv2d_max_pool":
+                    x = nn.max_pool(x, window, window)
+                else:
+                    x = nn.avg_pool(activations[o["activation"]](x), window, window)
             return x, out
         if kind == "dense":
             return nn.Dense(o["out_features"], use_bias=o["use_bias"])(x), out

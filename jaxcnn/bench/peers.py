@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from jaxcnn.bench.timing import Trainee, peer_trainee
 from jaxcnn.geometry import Geometry, window_geometry
-from jaxcnn.layer import Layer, Shape
+from jaxcnn.layer import CONV_KINDS, Layer, Shape
 
 
 def torch_conv(kernel: np.ndarray, x: np.ndarray) -> Callable[[], object]:
@@ -112,7 +112,7 @@ def torch_trainee(config, model: Layer, train, batch_size: int, compile: bool = 
 def layer_geometry(layer: Layer, shape: Shape) -> Geometry:
     """A conv or pool layer's window over NHWC `shape`, from its options, for a twin to copy."""
     o = layer.options
-    if layer.kind in ("conv2d", "conv2d_max_pool"):
+    if layer.kind in CONV_KINDS:
         return window_geometry(
             shape[1:3], o["kernel_size"], o.get("stride", 1), o["padding"], o.get("dilation", 1)
         )
@@ -186,7 +186,7 @@ def torch_model(model: Layer, input_shape: Shape):
             return Concat({name: module for name, (module, _) in built.items()}), out
         out = layer.initialize(jax.random.key(0), shape)[0]
         cin = shape[-1]
-        if kind in ("conv2d", "conv2d_max_pool"):
+        if kind in CONV_KINDS:
             geom = layer_geometry(layer, shape)
             conv = nn.Conv2d(
                 cin,
@@ -200,6 +200,10 @@ def torch_model(model: Layer, input_shape: Shape):
             module = padded(geom.padding, conv)
             if kind == "conv2d_max_pool":
                 module = nn.Sequential(module, nn.MaxPool2d(o["window"]))
+            if kind == "conv2d_avg_pool":
+                module = nn.Sequential(
+                    module, activations[o["activation"]](), nn.AvgPool2d(o["window"])
+                )
             return module, out
         if kind == "dense":
             return nn.Linear(cin, o["out_features"], bias=o["use_bias"]), out

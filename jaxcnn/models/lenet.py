@@ -12,15 +12,17 @@ def lenet_d2l(num_classes: int = 10, *, conv_impl: str = "lax") -> L.Layer:
 
     conv 6@5x5 pad 2 -> sigmoid -> avg-pool 2 -> conv 16@5x5 -> sigmoid -> avg-pool 2
     -> dense 120 -> sigmoid -> dense 84 -> sigmoid -> dense `num_classes`.
+
+    Each conv, its sigmoid and its pool make one layer (`conv2d_avg_pool`),
+    which `conv_impl="auto"` computes together.
     """
     init = "xavier_uniform"
+    sigmoid = jax.nn.sigmoid
     return L.sequential(
-        conv1=L.conv2d(6, 5, padding=2, kernel_init=init, impl=conv_impl),
-        act1=L.activation(jax.nn.sigmoid),
-        pool1=L.avg_pool2d(2),
-        conv2=L.conv2d(16, 5, kernel_init=init, impl=conv_impl),
-        act2=L.activation(jax.nn.sigmoid),
-        pool2=L.avg_pool2d(2),
+        conv1=L.conv2d_avg_pool(
+            6, 5, 2, activation=sigmoid, padding=2, kernel_init=init, impl=conv_impl
+        ),
+        conv2=L.conv2d_avg_pool(16, 5, 2, activation=sigmoid, kernel_init=init, impl=conv_impl),
         flatten=L.flatten(),
         fc1=L.dense(120, kernel_init=init),
         act3=L.activation(jax.nn.sigmoid),
