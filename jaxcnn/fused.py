@@ -74,12 +74,13 @@ def conv2d_max_pool(
     """
     call = conv_call(params, x, 1, padding, 1, 1)
     pool = window_geometry(call.geom.out_hw, window, window, 0)
-    on_cpu = (backend or jax.default_backend()) == "cpu"
-    if call.kernel.shape[2] > BANDED_MAX_CHANNELS or not on_cpu:
+    if runs_fused(call.kernel, backend):
+        y = block_products(call.x, call.kernel, call.geom.padding, pool.window, pool.out_hw)
+        y = y.max(axis=3)
+    else:
         conv = conv2d_auto({"kernel": call.kernel}, call.x, padding=padding, backend=backend)
         y = max_pool2d(conv, window)
-    else:
-        y = pooled_products(call.x, call.kernel, call.geom.padding, pool.window, pool.out_hw)
+    on_cpu = (backend or jax.default_backend()) == "cpu"
     return call.finish(y, add_bias=add_bias_per_example if on_cpu else jnp.add)
 
 
@@ -123,7 +124,7 @@ def conv2d_avg_pool(
     call = conv_call(params, x, 1, padding, 1, 1)
     pool = window_geometry(call.geom.out_hw, window, window, 0)
     act = activation or (lambda z: z)
-    if call.kernel.shape[2] > BANDED_MAX_CHANNELS or (backend or jax.default_backend()) != "cpu":
+    if not runs_fused(call.kernel, backend):
         return avg_pool2d(act(conv2d_auto(params, x, padding=padding, backend=backend)), window)
     z = block_products_written(call.x, call.kernel, call.geom.padding, pool.window, pool.out_hw)
     if call.bias is not None:
@@ -132,19 +133,15 @@ def conv2d_avg_pool(
     return y[0] if call.unbatched else y
 
 
-def pooled_products(
-    x: jax.Array,
-    kernel: jax.Array,
-    padding: PadPairs,
-    window: tuple[int, int],
-    out_hw: tuple[int, int],
-) -> jax.Array:
-    """The max over each pool window of a stride-1 convolution: `block_products`' max.
+def runs_fused(kernel: jax.Array, backend: str | None = None) -> bool:
+    """Whether a conv with this HWIO kernel and its pool run as one product.
 
-    Returns:
-      NHWC `(n, rows, cols, o)`.
+    On CPU with at most `BANDED_MAX_CHANNELS` input channels; past that, or
+    off the CPU (`backend`, default JAX's), the convolution of XLA (or
+    cuDNN, or the TPU's) is faster.
     """
-    return block_products(x, kernel, padding, window, out_hw).max(axis=3)
+    on_cpu = (backend or jax.default_backend()) == "cpu"
+    return on_cpu and kernel.shape[2] <= BANDED_MAX_CHANNELS
 
 
 def block_products(

@@ -235,23 +235,6 @@ def test_bias_gradient_is_the_sum_of_the_output_gradient(size):
     np.testing.assert_allclose(y, no_bias + params["bias"], rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("in_channels, out_channels", [(1, 8), (8, 16)])  # LeNet's two layers
-def test_jitted_conv2d_max_pool_feeding_a_reduction_matches_numpy(in_channels, out_channels):
-    # As test_conv.py's test_jitted_conv_feeding_a_reduction_matches_numpy, for the pooled products.
-    rng = np.random.default_rng(in_channels)
-    x = rng.standard_normal((4, 14, 14, in_channels)).astype(np.float32)
-    kernel = rng.standard_normal((5, 5, in_channels, out_channels)).astype(np.float32)
-    pooled = reference.conv2d(x, kernel, padding=((2, 2), (2, 2)))
-    pooled = pooled.reshape(4, 7, 2, 7, 2, out_channels).max((2, 4))
-    # One reduction per call, the kernel an argument as parameters are (a constant
-    # kernel, or an output that a second reduction reads too, can hide the fault).
-    pool = functools.partial(jaxcnn.conv2d_max_pool, window=2, padding=2)
-    channel_sum = jax.jit(lambda x, kernel: pool({"kernel": kernel}, x).sum(-1))(x, kernel)
-    total = jax.jit(lambda x, kernel: pool({"kernel": kernel}, x).sum((1, 2)))(x, kernel)
-    np.testing.assert_allclose(channel_sum, pooled.sum(-1), rtol=1e-4, atol=1e-3)
-    np.testing.assert_allclose(total, pooled.sum((1, 2)), rtol=1e-4, atol=1e-3)
-
-
 # conv2d_avg_pool: the lecture's conv -> sigmoid -> average pool as one layer.
 ACTIVATIONS = {"sigmoid": (jax.nn.sigmoid, lambda v: 1 / (1 + np.exp(-v))), "none": (None, None)}
 
@@ -352,15 +335,27 @@ def test_d2l_lenet_trains_as_the_lecture_writes_it():
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), got, expected)
 
 
-@pytest.mark.parametrize("in_channels, out_channels", [(1, 6), (6, 16)])  # the lecture's layers
-def test_jitted_conv2d_avg_pool_feeding_a_reduction_matches_numpy(in_channels, out_channels):
-    # As test_jitted_conv2d_max_pool_feeding_a_reduction_matches_numpy, for the mean.
+@pytest.mark.parametrize(
+    "layer, window_reduce, in_channels, out_channels",
+    [  # LeNet's two layers, and the lecture's
+        (jaxcnn.conv2d_max_pool, np.max, 1, 8),
+        (jaxcnn.conv2d_max_pool, np.max, 8, 16),
+        (jaxcnn.conv2d_avg_pool, np.mean, 1, 6),
+        (jaxcnn.conv2d_avg_pool, np.mean, 6, 16),
+    ],
+)
+def test_jitted_pooled_conv_feeding_a_reduction_matches_numpy(
+    layer, window_reduce, in_channels, out_channels
+):
+    # As test_conv.py's test_jitted_conv_feeding_a_reduction_matches_numpy, for the pooled products.
     rng = np.random.default_rng(in_channels)
     x = rng.standard_normal((4, 14, 14, in_channels)).astype(np.float32)
     kernel = rng.standard_normal((5, 5, in_channels, out_channels)).astype(np.float32)
     pooled = reference.conv2d(x, kernel, padding=((2, 2), (2, 2)))
-    pooled = pooled.reshape(4, 7, 2, 7, 2, out_channels).mean((2, 4))
-    pool = functools.partial(jaxcnn.conv2d_avg_pool, window=2, padding=2)
+    pooled = window_reduce(pooled.reshape(4, 7, 2, 7, 2, out_channels), axis=(2, 4))
+    # One reduction per call, the kernel an argument as parameters are (a constant
+    # kernel, or an output that a second reduction reads too, can hide the fault).
+    pool = functools.partial(layer, window=2, padding=2)
     channel_sum = jax.jit(lambda x, kernel: pool({"kernel": kernel}, x).sum(-1))(x, kernel)
     total = jax.jit(lambda x, kernel: pool({"kernel": kernel}, x).sum((1, 2)))(x, kernel)
     np.testing.assert_allclose(channel_sum, pooled.sum(-1), rtol=1e-4, atol=1e-3)
