@@ -29,6 +29,7 @@ from jaxcnn.geometry import (
     Padding,
     PadPairs,
     as_image_batch,
+    effective_window,
     window_geometry,
 )
 from jaxcnn.parallel import examples_sharding, reshape_examples
@@ -200,6 +201,7 @@ def lax_conv(
     conv, a sum over the sharded examples; XLA's partitioner can, so the conv
     runs under Auto axes there.
     """
+    x, geom = pad_past_window(x, geom)
     batch = examples_sharding(x)
     if batch is None:
         return conv(x, kernel, geom, groups)
@@ -207,6 +209,22 @@ def lax_conv(
         lambda x, kernel: conv(x, kernel, geom, groups), out_sharding=PartitionSpec(batch)
     )
     return auto(x, kernel)
+
+
+def pad_past_window(x: jax.Array, geom: Geometry) -> tuple[jax.Array, Geometry]:
+    """NHWC `x` padded by what `geom` pads past its window's extent less one, and
+    `geom` padding the rest: the same convolution.
+
+    Padded by more than `extent - 1` on a side, a conv's input gradient is a
+    conv with negative padding, which XLA's CPU backend computes wrongly
+    (openxla/xla#48713); padded first, that part of the gradient is a slice.
+    """
+    extent = effective_window(geom.window, geom.dilation)
+    past = [(max(lo - e + 1, 0), max(hi - e + 1, 0)) for (lo, hi), e in zip(geom.padding, extent)]
+    if not any(lo or hi for lo, hi in past):
+        return x, geom
+    rest = tuple((lo - a, hi - b) for (lo, hi), (a, b) in zip(geom.padding, past))
+    return jnp.pad(x, ((0, 0), *past, (0, 0))), geom._replace(padding=rest)
 
 
 def conv2d_patches(

@@ -74,7 +74,7 @@ def conv2d_max_pool(
     """
     call = conv_call(params, x, 1, padding, 1, 1)
     pool = window_geometry(call.geom.out_hw, window, window, 0)
-    if runs_fused(call.kernel, backend):
+    if runs_fused(call.kernel.shape[2], backend):
         y = block_products(call.x, call.kernel, call.geom.padding, pool.window, pool.out_hw)
         y = y.max(axis=3)
     else:
@@ -124,7 +124,7 @@ def conv2d_avg_pool(
     call = conv_call(params, x, 1, padding, 1, 1)
     pool = window_geometry(call.geom.out_hw, window, window, 0)
     act = activation or (lambda z: z)
-    if not runs_fused(call.kernel, backend):
+    if not runs_fused(call.kernel.shape[2], backend):
         return avg_pool2d(act(conv2d_auto(params, x, padding=padding, backend=backend)), window)
     z = block_products_written(call.x, call.kernel, call.geom.padding, pool.window, pool.out_hw)
     if call.bias is not None:
@@ -133,15 +133,15 @@ def conv2d_avg_pool(
     return y[0] if call.unbatched else y
 
 
-def runs_fused(kernel: jax.Array, backend: str | None = None) -> bool:
-    """Whether a conv with this HWIO kernel and its pool run as one product.
+def runs_fused(in_channels: int, backend: str | None = None) -> bool:
+    """Whether a conv of `in_channels` input channels and its pool run as one product.
 
     On CPU with at most `BANDED_MAX_CHANNELS` input channels; past that, or
     off the CPU (`backend`, default JAX's), the convolution of XLA (or
     cuDNN, or the TPU's) is faster.
     """
     on_cpu = (backend or jax.default_backend()) == "cpu"
-    return on_cpu and kernel.shape[2] <= BANDED_MAX_CHANNELS
+    return on_cpu and in_channels <= BANDED_MAX_CHANNELS
 
 
 def block_products(

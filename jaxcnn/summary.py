@@ -7,6 +7,7 @@ import math
 import jax
 
 from jaxcnn.auto import choose_kernel
+from jaxcnn.fused import runs_fused
 from jaxcnn.geometry import window_geometry
 from jaxcnn.layer import CONV_KINDS, POOLED_CONV_KINDS, Layer, Shape, State, output_shape
 from jaxcnn.params import ParamTree as Params
@@ -122,9 +123,9 @@ def _runs_as(layer: Layer, in_shape: Shape) -> str:
     kh, kw = (o["kernel_size"],) * 2 if isinstance(o["kernel_size"], int) else o["kernel_size"]
     stride = o.get("stride", 1)
     geom = window_geometry(in_shape[1:3], (kh, kw), stride, o["padding"], o.get("dilation", 1))
-    kernel = choose_kernel(in_shape, (kh, kw, in_shape[-1] // groups, 0), geom, groups)
     pool = POOLED_CONV_KINDS.get(layer.kind)
-    if pool and kernel != "lax" and groups == 1:
+    if pool and runs_fused(in_shape[-1]):
         return "conv+pool products"
+    kernel = choose_kernel(in_shape, (kh, kw, in_shape[-1] // groups, 0), geom, groups)
     names = {"tap_sum": "tap sums", "banded": "banded products", "lax": "lax conv"}
     return f"auto: {names[kernel]}" + (f" + {pool} pool" if pool else "")

@@ -52,6 +52,27 @@ def conv2d(
     return y
 
 
+def conv2d_grads(x, kernel, cotangent, stride=(1, 1), padding=((0, 0), (0, 0)), dilation=(1, 1)):
+    """`(dx, dkernel)` of `sum(conv2d(x, kernel) * cotangent)`, one group: each output
+    pixel's cotangent sent back to the pixels and taps that made it."""
+    x, kernel = np.asarray(x, np.float64), np.asarray(kernel, np.float64)
+    cotangent = np.asarray(cotangent, np.float64)
+    n, h, w, c = x.shape
+    kh, kw, _, o = kernel.shape
+    (top, _), (left, _) = padding
+    xp = np.pad(x, ((0, 0), padding[0], padding[1], (0, 0)))
+    dxp, dkernel = np.zeros_like(xp), np.zeros_like(kernel)
+    (sh, sw), (dh, dw) = stride, dilation
+    for i in range(cotangent.shape[1]):
+        for j in range(cotangent.shape[2]):
+            rows = slice(i * sh, i * sh + (kh - 1) * dh + 1, dh)
+            cols = slice(j * sw, j * sw + (kw - 1) * dw + 1, dw)
+            g = cotangent[:, i, j, :]  # (n, o)
+            dxp[:, rows, cols, :] += np.einsum("no,pqco->npqc", g, kernel)
+            dkernel += np.einsum("no,npqc->pqco", g, xp[:, rows, cols, :])
+    return dxp[:, top : top + h, left : left + w, :], dkernel
+
+
 def pool2d(x, window, stride, padding, reduce, pad_value):
     """NHWC pooling with padded pixels set to `pad_value`; `reduce(values, real_mask)`."""
     x = np.asarray(x, np.float64)

@@ -232,6 +232,34 @@ def test_conv_gradients_numerically(conv, options):
         check_grads(lambda p, x: conv(p, x, **options), (params, x), order=2, modes=("rev",))
 
 
+@pytest.mark.parametrize("conv", CONVS)
+@pytest.mark.parametrize("in_channels", [1, 8, 17])  # conv2d_auto: tap sums, banded, lax
+@pytest.mark.parametrize(
+    "shape, kernel, padding, stride",
+    [
+        ((2, 2), (2, 2), ((1, 1), (2, 0)), 1),  # openxla/xla#48713 gave a wrong dx here
+        ((1, 3), (2, 2), ((2, 0), (0, 2)), 1),
+        ((3, 2), (2, 3), ((3, 1), (1, 3)), 2),
+        ((2, 4), (1, 1), ((2, 0), (1, 0)), 1),
+    ],
+)
+def test_conv_gradients_with_padding_past_the_kernel(conv, in_channels, shape, kernel, padding, stride):
+    # Padding past a kernel's extent less one makes autodiff's input-gradient
+    # conv pad by a negative amount: the reference is NumPy's loops.
+    rng = np.random.default_rng(in_channels)
+    x = rng.standard_normal((1, *shape, in_channels)).astype(np.float32)
+    params = {"kernel": rng.standard_normal((*kernel, in_channels, 3)).astype(np.float32)}
+    y_shape = reference.conv2d(x, params["kernel"], None, (stride,) * 2, padding).shape
+    cotangent = rng.standard_normal(y_shape).astype(np.float32)
+    loss = lambda p, x: jnp.sum(conv(p, x, stride=stride, padding=padding) * cotangent)  # noqa: E731
+    dparams, dx = jax.jit(jax.grad(loss, (0, 1)))(params, x)
+    expected_dx, expected_dkernel = reference.conv2d_grads(
+        x, params["kernel"], cotangent, (stride,) * 2, padding
+    )
+    np.testing.assert_allclose(dx, expected_dx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dparams["kernel"], expected_dkernel, rtol=1e-4, atol=1e-4)
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     h=st.integers(2, 7),

@@ -164,3 +164,22 @@ def test_summary_lists_branches_parameters_state_and_flops():
     assert "450" in rows["inception.a"].split() and "lax" in rows["inception.a"]
     assert rows["bn"].split()[4:6] == ["12", "12"]  # scale, bias; mean, var of 6 channels
     assert rows["total"].split()[1:3] == ["62", "12"]
+
+
+@pytest.mark.parametrize("in_channels", [16, 17])
+@pytest.mark.parametrize("pooled", [L.conv2d_max_pool, L.conv2d_avg_pool])
+def test_summary_says_how_a_pooled_conv_runs(pooled, in_channels):
+    # 16 input channels on a 64x64 batch of 64: past the banded conv's patch budget,
+    # but conv and pool still run as one product; 17 run the lax conv, then the pool.
+    options = {"activation": jax.nn.sigmoid} if pooled is L.conv2d_avg_pool else {}
+    model = L.sequential(block=pooled(8, 3, 2, impl="auto", **options))
+    shape = (64, 64, 64, in_channels)
+    _, params = model.init(KEY, shape)
+    x = jax.ShapeDtypeStruct(shape, jnp.float32)
+    jaxpr = str(jax.make_jaxpr(model.apply)(params, x))
+    row = next(line for line in L.summary(model, params, shape).splitlines() if line.startswith("block"))
+    fused = in_channels <= 16
+    assert ("conv_general_dilated" not in jaxpr) == fused
+    assert row.endswith("conv+pool products") == fused
+    pool = "max" if pooled is L.conv2d_max_pool else "average"
+    assert row.endswith(f"lax conv + {pool} pool") != fused
