@@ -223,7 +223,9 @@ def pad_past_window(x: jax.Array, geom: Geometry) -> tuple[jax.Array, Geometry]:
     past = [(max(lo - e + 1, 0), max(hi - e + 1, 0)) for (lo, hi), e in zip(geom.padding, extent)]
     if not any(lo or hi for lo, hi in past):
         return x, geom
-    rest = tuple((lo - a, hi - b) for (lo, hi), (a, b) in zip(geom.padding, past))
+    (top, bottom), (left, right) = geom.padding
+    (a, b), (c, d) = past
+    rest = ((top - a, bottom - b), (left - c, right - d))
     return jnp.pad(x, ((0, 0), *past, (0, 0))), geom._replace(padding=rest)
 
 

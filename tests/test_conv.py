@@ -243,7 +243,9 @@ def test_conv_gradients_numerically(conv, options):
         ((2, 4), (1, 1), ((2, 0), (1, 0)), 1),
     ],
 )
-def test_conv_gradients_with_padding_past_the_kernel(conv, in_channels, shape, kernel, padding, stride):
+def test_conv_gradients_with_padding_past_the_kernel(
+    conv, in_channels, shape, kernel, padding, stride
+):
     # Padding past a kernel's extent less one makes autodiff's input-gradient
     # conv pad by a negative amount: the reference is NumPy's loops.
     rng = np.random.default_rng(in_channels)

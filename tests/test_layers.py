@@ -177,7 +177,9 @@ def test_summary_says_how_a_pooled_conv_runs(pooled, in_channels):
     _, params = model.init(KEY, shape)
     x = jax.ShapeDtypeStruct(shape, jnp.float32)
     jaxpr = str(jax.make_jaxpr(model.apply)(params, x))
-    row = next(line for line in L.summary(model, params, shape).splitlines() if line.startswith("block"))
+    row = next(
+        line for line in L.summary(model, params, shape).splitlines() if line.startswith("block")
+    )
     fused = in_channels <= 16
     assert ("conv_general_dilated" not in jaxpr) == fused
     assert row.endswith("conv+pool products") == fused
