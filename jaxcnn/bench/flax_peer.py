@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from jaxcnn.bench.peers import layer_geometry
 from jaxcnn.bench.timing import Trainee, peer_trainee
-from jaxcnn.layer import CONV_KINDS, Layer, Shape
+from jaxcnn.layer import CONV_KINDS, POOLED_CONV_KINDS, Layer, Shape
 from jaxcnn.optim import build_optimizer
 
 
@@ -68,7 +68,7 @@ def flax_model(model: Layer, input_shape: Shape):
                 feature_group_count=o.get("groups", 1),
                 use_bias=o["use_bias"],
             )(x)
-            if kind in ("conv2d_max_pool", "conv2d_avg_pool"):
+            if kind in POOLED_CONV_KINDS:
                 window = (o["window"],) * 2
                 if kind == "conv2d_max_pool":
                     x = nn.max_pool(x, window, window)
