@@ -3,8 +3,10 @@
 Prints, per image, its `--top_k` classes with their probabilities (`--json`:
 one JSON object per image). Each image is prepared as the training images
 were: converted to their channels, centre-cropped and scaled to their size,
-normalised by their statistics. A wrong path, an unreadable image or a
-workdir without a trained model is one line on stderr and exit status 1.
+normalised by their statistics. A wrong path or a workdir without a trained
+model is one line on stderr and exit status 1; an unreadable image (not an
+image, truncated, too large) is one line naming it, the others are still
+predicted, and the exit status is 1. It writes nothing in the workdir.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import sys
 from absl import logging
 
 from jaxcnn import malloc
-from jaxcnn.data.sources import DataError
+from jaxcnn.errors import JaxcnnError
 from jaxcnn.predict import Predictor, image_paths
 
 
@@ -32,11 +34,17 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--top_k must be >= 1")
     logging.set_verbosity(logging.ERROR)
     malloc.retain_freed_memory()
+    unreadable = []
+
+    def report(error: Exception) -> None:
+        unreadable.append(error)
+        print(f"predict.py: {error}", file=sys.stderr)
+
     try:
         paths, passed_over = image_paths(args.images)
         predictor = Predictor.load(args.workdir)
-        predictions = predictor.predict(paths, args.top_k)
-    except DataError as e:
+        predictions = predictor.predict(paths, args.top_k, on_unreadable=report)
+    except JaxcnnError as e:
         sys.exit(f"predict.py: {e}")
     if passed_over:
         print(
@@ -48,6 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         else:
             ranked = ", ".join(f"{c} {prob:.1%}" for c, prob in zip(p.classes, p.probabilities))
             print(f"{p.path}: {ranked}")
+    if unreadable:
+        sys.exit(f"predict.py: {len(unreadable)} of {len(paths)} images could not be read")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,10 @@ diverging loss exits 3 (`jaxcnn.stop`).
 
 from __future__ import annotations
 
+import time
+
+STARTED = time.time()  # the run's start for its phase line: before the imports, which count
+
 import os
 import sys
 from pathlib import Path
@@ -19,8 +23,8 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxcnn import config as config_lib
-from jaxcnn import data, malloc, parallel, training, xla
-from jaxcnn.checkpoint import SaveError
+from jaxcnn import malloc, parallel, training, xla
+from jaxcnn.errors import JaxcnnError
 from jaxcnn.stop import EXIT_SIGINT, Diverged, Stopped
 
 FLAGS = flags.FLAGS
@@ -119,8 +123,8 @@ def main(argv: list[str]) -> None:
             FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id, local_device_ids=local
         )
     try:
-        training.train_and_evaluate(config, FLAGS.workdir)
-    except (data.DataError, config_lib.ConfigError, SaveError) as e:
+        training.train_and_evaluate(config, FLAGS.workdir, started=STARTED)
+    except JaxcnnError as e:
         fail(str(e))
     except (Stopped, Diverged) as e:
         print(f"train.py: {e}", file=sys.stderr)

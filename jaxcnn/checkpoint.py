@@ -2,19 +2,27 @@
 
 Each checkpoint is an orbax step directory holding the training state and a
 JSON record: where training stands (epoch, step, the current epoch's
-per-step metrics), what made the state (a fingerprint of the model and
-optimizer) and a digest of the state's bytes. Restoring tries the newest
-checkpoint first; one that cannot be read, or whose arrays do not match their
-digest (orbax reads some damaged files back as wrong numbers without an
-error), is reported in one line and moved to `<workdir>/checkpoints-damaged/`,
-and the next one is tried. A checkpoint made by another config is a
-`ConfigError`, not damage.
+per-step metrics), what made the state (a fingerprint of the model, the
+optimizer and the data) and a digest of the state's bytes. Restoring tries
+the newest checkpoint first, and tells three failures apart:
+
+- it does not fit (another config, image shape, data; another tree or shape
+  of parameters): a `CheckpointError` naming what differs; nothing moves;
+- it cannot be reached (permissions, I/O): a `CheckpointError`; nothing moves;
+- it is damaged (a record that does not parse, arrays that cannot be read or
+  do not match their digest; orbax reads some damaged files back as wrong
+  numbers without an error): reported in one line and moved to
+  `<workdir>/checkpoints-damaged/`, and the next one is tried. A reader
+  (`read_only=True`: predict, show) skips it and moves nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import logging as std_logging
+import os
 import shutil
 import sys
 import time
@@ -27,17 +35,13 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from jaxcnn.config import ConfigError
+from jaxcnn.errors import CheckpointError, SaveError
 
 DAMAGED_DIR = "checkpoints-damaged"  # beside the checkpoints, where damaged ones are set aside
 TMP_MARKER = ".orbax-checkpoint-tmp"  # in the name of a save orbax has not finished
-
-
-class SaveError(OSError):
-    """A checkpoint or a metrics line could not be written (a full disk, a lost mount).
-
-    The message says which, and what is still intact.
-    """
+# Errors that say the files could not be reached, not that they are bad.
+ACCESS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EIO, errno.EROFS, errno.ENOSPC, errno.ESTALE}
+ACCESS_CODES = ("PERMISSION_DENIED", "UNAVAILABLE", "RESOURCE_EXHAUSTED")  # TensorStore's
 
 
 def digest(tree: Any) -> str:
@@ -52,36 +56,106 @@ def digest(tree: Any) -> str:
     return h.hexdigest()
 
 
+def shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
+    """`{"params.conv1.kernel": (shape, dtype), ...}` of a state or of orbax's metadata of one."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return {
+        jax.tree_util.keystr(path, simple=True, separator="."): (
+            tuple(np.shape(leaf) if getattr(leaf, "shape", None) is None else leaf.shape),
+            str(
+                np.dtype(
+                    np.asarray(leaf).dtype if getattr(leaf, "dtype", None) is None else leaf.dtype
+                )
+            ),
+        )
+        for path, leaf in flat
+    }
+
+
+def misfit(stored: dict, wanted: dict) -> str | None:
+    """What differs between a checkpoint's arrays and a state's (`shapes` of each), in words."""
+    missing, extra = sorted(wanted.keys() - stored.keys()), sorted(stored.keys() - wanted.keys())
+    if missing or extra:
+        return (
+            f"its arrays are not this model's (here but not there: {missing[:3]}; "
+            f"there but not here: {extra[:3]})"
+        )
+    for path in sorted(wanted):
+        if stored[path] != wanted[path]:
+            return f"`{path}` is {stored[path]} there and {wanted[path]} here"
+    return None
+
+
 class Checkpoints:
     """The checkpoints in `directory`, the newest `keep` kept.
 
     Args:
-      directory: where orbax keeps them (`<workdir>/checkpoints`).
+      directory: where orbax keeps them (`<workdir>/checkpoints`); relative,
+        `~` and symlinks are fine.
       keep: how many to keep.
       report: prints a line (process 0's `print`, or nothing).
+      read_only: for commands that only read: nothing in `directory` is
+        created, moved or deleted, and nothing can be saved.
     """
 
-    def __init__(self, directory: Path, keep: int, report: Callable[[str], None]):
-        self.directory = directory
+    def __init__(
+        self,
+        directory: Path,
+        keep: int,
+        report: Callable[[str], None],
+        *,
+        read_only: bool = False,
+    ):
+        self.directory = Path(directory).expanduser().resolve()  # orbax wants it absolute
         self.report = report
-        self._set_aside_unfinished_saves()
+        self.read_only = read_only
+        self.pending: int | None = None  # the step of the save in the background
+        self._silenced = OrbaxErrorLogs()  # failures are jaxcnn's one-line errors
+        if not read_only:
+            self._set_aside_unfinished_saves()
+        options = (
+            ocp.CheckpointManagerOptions(read_only=True, create=False)
+            if read_only
+            else ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+        )
         with _quiet():  # orbax logs each unreadable checkpoint it lists; restore_latest says it
             self.manager = ocp.CheckpointManager(
-                directory, options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+                self.directory,
+                options=options,
+                item_handlers={
+                    "state": ocp.StandardCheckpointHandler(),
+                    "record": ocp.JsonCheckpointHandler(),
+                },
             )
+
+    def steps(self) -> list[int]:
+        """The finished checkpoints' steps, newest first."""
+        if not self.directory.is_dir():
+            return []
+        with _quiet():
+            return sorted(self.manager.all_steps(), reverse=True)
 
     def save(self, step: int, state: Any, record: dict) -> None:
         """Starts saving `state` and `record` as checkpoint `step` (orbax saves in the background).
 
         Raises:
-          SaveError: if the save (or the one before it) could not be written.
+          SaveError: if the save before it, or this one, could not be written;
+            the message names the step that failed.
         """
+        self.wait()
         record = {**record, "digest": digest(state)}
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record)
         )
         with self._writing(step):
             self.manager.save(step, args=args, force=True)
+        self.pending = step
+
+    def check(self) -> None:
+        """Raises `SaveError` now if the save in the background has failed; does not wait."""
+        if self.pending is not None:
+            with self._writing(self.pending):
+                self.manager.check_for_errors()
 
     def wait(self) -> None:
         """Waits until every save has been written.
@@ -89,12 +163,30 @@ class Checkpoints:
         Raises:
           SaveError: if one could not be.
         """
-        with self._writing(self.manager.latest_step()):
+        if self.pending is None:
+            return
+        step, self.pending = self.pending, None
+        with self._writing(step):
             self.manager.wait_until_finished()
+            self.manager.check_for_errors()
+
+    def finished(self) -> int | None:
+        """The newest step whose save has finished, if any."""
+        steps = [s for s in self.steps() if s != self.pending]
+        return steps[0] if steps else None
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.manager.close()
+        """Waits for the save in the background and lets orbax go.
+
+        Raises:
+          SaveError: if that save could not be written.
+        """
+        try:
+            self.wait()
+        finally:
+            with contextlib.suppress(Exception):  # only shuts orbax's threads down
+                self.manager.close()
+            self._silenced.close()
 
     def restore_latest(
         self, target: Any, check_record: Callable[[dict], None]
@@ -103,49 +195,94 @@ class Checkpoints:
 
         Args:
           target: a state of the right structure and shardings.
-          check_record: raises `ConfigError` if a record's config does not fit
-            this run's; runs before the state is read.
+          check_record: raises `CheckpointError` if a record's config or data
+            does not fit this run's; runs before the state is read.
 
         Raises:
-          ConfigError: from `check_record`, or if every checkpoint is damaged.
+          CheckpointError: from `check_record`; if the newest checkpoint's
+            arrays do not fit `target`, or it cannot be reached; for a
+            reader, if none is intact.
         """
-        with _quiet():
-            steps = sorted(self.manager.all_steps(), reverse=True)
-        for step in steps:
+        damaged = []
+        for step in self.steps():
             try:
-                with _quiet():
-                    record = self.manager.restore(
-                        step, args=ocp.args.Composite(record=ocp.args.JsonRestore())
-                    )["record"]
-            except Exception as e:
-                self._set_aside(step, f"its record cannot be read ({_short(e)})")
-                continue
-            check_record(record)
-            try:
-                with _quiet():
-                    state = self.manager.restore(
-                        step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
-                    )["state"]
-            except Exception as e:
-                self._set_aside(step, f"its arrays cannot be read ({_short(e)})")
-                continue
-            if digest(state) != record.get("digest"):
-                self._set_aside(step, "its arrays do not match the digest saved with them")
-                continue
-            return state, record
-        if steps:
-            raise ConfigError(
-                f"no intact checkpoint in {self.directory}: all {len(steps)} were damaged and "
-                f"set aside in {self.directory.parent / DAMAGED_DIR}; "
-                "remove them to start again, or use another --workdir"
+                return self.restore(step, target, check_record)
+            except Damaged as e:
+                if self._set_aside(step, str(e)):
+                    damaged.append(step)
+        if damaged and self.read_only:
+            raise CheckpointError(
+                f"no intact checkpoint in {self.directory}: "
+                f"{', '.join(map(str, damaged))} are damaged (left as they are)"
+            )
+        if damaged:
+            self.report(
+                f"No intact checkpoint is left in {self.directory} (the damaged ones are in "
+                f"{self.directory.parent / DAMAGED_DIR}): training starts from the beginning"
             )
         return None
 
-    def _set_aside(self, step: int, why: str) -> None:
-        where = self._move_aside(self.directory / str(step))
-        self.report(f"Checkpoint {self.directory / str(step)} is damaged: {why}; moved to {where}")
+    def restore(
+        self, step: int, target: Any, check_record: Callable[[dict], None]
+    ) -> tuple[Any, dict]:
+        """Checkpoint `step`'s state and record, checked in the order that reads least first.
+
+        Raises:
+          Damaged: if it is (unreadable, or its arrays do not match their digest).
+          CheckpointError: if it does not fit, or cannot be reached.
+        """
+        args = ocp.args.Composite(record=ocp.args.JsonRestore())
+        record = self._read(step, "record", lambda: self.manager.restore(step, args=args)["record"])
+        if not isinstance(record, dict) or "digest" not in record:
+            raise Damaged("its record is incomplete")
+        check_record(record)
+        stored = self._read(step, "metadata", lambda: self.manager.item_metadata(step)["state"])
+        if stored is None:
+            raise Damaged("its metadata cannot be read")
+        differs = misfit(shapes(stored), shapes(target))
+        if differs:
+            raise CheckpointError(
+                f"checkpoint {step} in {self.directory} does not fit this model: {differs}; "
+                "nothing was moved: use another --workdir, or the config it was made with"
+            )
+        args = ocp.args.Composite(state=ocp.args.StandardRestore(target))
+        state = self._read(step, "arrays", lambda: self.manager.restore(step, args=args)["state"])
+        if digest(state) != record["digest"]:
+            raise Damaged("its arrays do not match the digest saved with them")
+        return state, record
+
+    def _read(self, step: int, what: str, read: Callable[[], Any]) -> Any:
+        """`read()` of checkpoint `step`'s `what`.
+
+        Raises:
+          Damaged: if it cannot be read for what is in the files.
+          CheckpointError: if the files cannot be reached (permissions, I/O).
+        """
+        try:
+            with _quiet():
+                return read()
+        except Exception as e:
+            if _is_access_error(e):
+                raise CheckpointError(
+                    f"checkpoint {step} in {self.directory} cannot be read ({_short(e)}); "
+                    "nothing was moved: check the folder's permissions and its disk"
+                ) from None
+            raise Damaged(f"its {what} cannot be read ({_short(e)})") from None
+
+    def _set_aside(self, step: int, why: str) -> bool:
+        """Reports damaged checkpoint `step` and moves it aside (a reader leaves it). False if
+        it has vanished meanwhile (removed by the training that owns it): not damage."""
+        path = self.directory / str(step)
+        if not path.is_dir():
+            return False
+        if self.read_only:
+            self.report(f"Checkpoint {path} is damaged: {why}; skipped, and left as it is")
+            return True
+        where = self._move_aside(path)
+        self.report(f"Checkpoint {path} is damaged: {why}; moved to {where}")
         with _quiet():
             self.manager.reload()
+        return True
 
     def _set_aside_unfinished_saves(self) -> None:
         if not self.directory.is_dir():
@@ -157,9 +294,9 @@ class Checkpoints:
 
     def _move_aside(self, path: Path) -> Path:
         aside = self.directory.parent / DAMAGED_DIR
-        aside.mkdir(exist_ok=True)
         where = aside / f"{path.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         if jax.process_index() == 0:
+            aside.mkdir(exist_ok=True)
             shutil.move(str(path), str(where))
         return where
 
@@ -168,12 +305,39 @@ class Checkpoints:
         try:
             yield
         except Exception as e:
-            kept = [s for s in self.manager.all_steps() if s != step]
-            previous = f"checkpoint {max(kept)} is intact" if kept else "no earlier checkpoint"
+            self.pending = None
+            kept = [s for s in self.steps() if s != step]
+            previous = f"checkpoint {kept[0]} is intact" if kept else "no earlier checkpoint"
             raise SaveError(
                 f"could not write checkpoint {step} in {self.directory} ({_short(e)}); "
                 f"{previous}, and metrics.jsonl is as it was"
             ) from None
+
+
+class Damaged(Exception):
+    """A checkpoint whose content cannot be read or is inconsistent; the message says how."""
+
+
+class OrbaxErrorLogs(std_logging.Filter):
+    """While open, drops orbax's own logged errors: each failed save logs its traceback from
+    orbax's threads, and jaxcnn reports the failure in one line (`Checkpoints._writing`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logger = std_logging.getLogger("absl")
+        self.logger.addFilter(self)
+
+    def filter(self, record: std_logging.LogRecord) -> bool:
+        return f"{os.sep}orbax{os.sep}" not in record.pathname
+
+    def close(self) -> None:
+        self.logger.removeFilter(self)
+
+
+def _is_access_error(error: Exception) -> bool:
+    if isinstance(error, OSError) and error.errno in ACCESS_ERRNOS:
+        return True
+    return any(code in str(error) for code in ACCESS_CODES)
 
 
 def _short(error: Exception) -> str:

@@ -26,6 +26,7 @@ import ml_collections
 from jaxcnn import layers, models
 from jaxcnn.augment import parse as parse_augment
 from jaxcnn.data.sources import FASHION_MNIST_DIR
+from jaxcnn.errors import ConfigError
 from jaxcnn.optim import OPTIMIZERS, SCHEDULES
 from jaxcnn.precision import COMPUTE_DTYPES
 
@@ -33,15 +34,12 @@ from jaxcnn.precision import COMPUTE_DTYPES
 OPEN_GROUPS = ("model", "cpu_compiler_options")
 
 
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key."""
-
-
 def defaults() -> ml_collections.ConfigDict:
     """Every config key with its default: the schema `check` holds configs to."""
     config = ml_collections.ConfigDict()
     # Data
-    config.dataset = "fashion_mnist"  # the name the data is prepared under (or a TFDS catalog name)
+    # A TFDS catalog name ('' data_dir); with IDX files, fashion_mnist names their 10 classes.
+    config.dataset = "fashion_mnist"
     # IDX files, an .npz (x_train, y_train, x_test, y_test), train/ and test/ folders of class
     # folders of images, or one tree of class folders; '' -> TFDS's catalog (`dataset`).
     config.data_dir = FASHION_MNIST_DIR

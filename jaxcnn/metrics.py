@@ -13,22 +13,39 @@ import json
 import os
 from pathlib import Path
 
+from jaxcnn.errors import WorkdirError
+
 METRICS_FILE = "metrics.jsonl"
 SUPERSEDED_FILE = "metrics.superseded.jsonl"
 CURVES_FILE = "learning_curves.png"
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """The file's records, in order; a last line cut short by a kill is left out."""
+    """The file's records, in order; a last line cut short (no newline after it) is left out.
+
+    Raises:
+      WorkdirError: naming the line, for any other line that is not a JSON object.
+    """
     path = Path(path)
     if not path.exists():
         return []
+    text = path.read_text()
+    lines = text.split("\n")
     rows = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError:
-            continue  # a write that a kill or a full disk cut short
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        elif number < len(lines):  # a whole line: not a write cut short
+            raise WorkdirError(
+                f"{path}, line {number}, is not a JSON object ({line[:40]!r}): mend or remove "
+                "that line; jaxcnn writes one object per epoch"
+            )
     return rows
 
 

@@ -3,8 +3,11 @@
 `Phases` adds up the wall time spent in each named phase of a run, and takes
 the time JAX spent tracing, lowering and compiling (its monitoring events)
 out of the phase it happened in, into `compile`. `start-up` is the time from
-the process's start (as the OS records it) to the run's; `first_step_s`, from
-the process's start to its first training step's.
+the run's start to its first phase: `train.py` starts the clock at its first
+line, so that the interpreter's imports count, however Python was launched
+(`bash -c "... && python train.py"` execs Python in the shell's process, whose
+creation time is the shell's); a run started from Python starts it at the call.
+`first_step_s` is the time from that start to the first training step's.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import time
 from collections.abc import Iterator
 
 import jax
-import psutil
 
 # JAX's events for the work a compilation does; a persistent-cache hit skips the last.
 COMPILE_EVENTS = (
@@ -41,8 +43,9 @@ class Phases:
     middle of training) counts for it alone.
     """
 
-    def __init__(self) -> None:
-        self.process_start = psutil.Process().create_time()
+    def __init__(self, started: float | None = None) -> None:
+        """`started`: the run's start, as `time.time()` gave it (None: now)."""
+        self.process_start = time.time() if started is None else started
         self.seconds: dict[str, float] = {"start-up": max(0.0, time.time() - self.process_start)}
         self.first_step_s: float | None = None
         self.seconds["compile"] = 0.0

@@ -2,8 +2,10 @@
 
 A checkpoint (`jaxcnn.checkpoint`) keeps the training state and a record:
 the `Position` (finished epochs, steps into the next, the unfinished epoch's
-metrics) and the `fingerprint` of the config that made it. `check_record`
-refuses to resume under a config the state cannot fit.
+metrics) and the `fingerprint` of what made it: the model and its options,
+the optimizer, the seeds, and the data (its digest, image shape and class
+names). `check_record` refuses to resume under anything else, by name; the
+learning rate, the schedule's length and the like may change on resume.
 """
 
 from __future__ import annotations
@@ -14,15 +16,23 @@ from pathlib import Path
 
 import ml_collections
 
-from jaxcnn.config import ConfigError
+from jaxcnn.data import DataInfo
+from jaxcnn.errors import CheckpointError
 
 
-def fingerprint(config: ml_collections.ConfigDict) -> dict:
-    """What a checkpoint's state depends on: resuming under another of these cannot work."""
+def fingerprint(config: ml_collections.ConfigDict, info: DataInfo) -> dict:
+    """What a checkpoint's state depends on: resuming under another of these would train
+    something else than was started."""
     made_by = {
         "model": config.model.to_dict(),
         "optimizer": config.optimizer,
+        "seed": config.seed,
         "num_seeds": config.num_seeds,
+        "data": {
+            "contents": info.digest,
+            "image_shape": info.image_shape,
+            "class_names": info.class_names,
+        },
     }
     return json.loads(json.dumps(made_by))  # tuples as lists, as a JSON record holds them
 
@@ -43,12 +53,12 @@ class Position:
     seconds: float = 0.0
     line: dict | None = None  # the last finished epoch's metrics line
 
-    def record(self, config: ml_collections.ConfigDict, steps_per_epoch: int) -> dict:
-        """The checkpoint's record of this position under `config`."""
+    def record(self, steps_per_epoch: int, made_by: dict) -> dict:
+        """The checkpoint's record of this position, with the `fingerprint` of what made it."""
         return {
             **dataclasses.asdict(self),
             "steps_per_epoch": steps_per_epoch,
-            "fingerprint": fingerprint(config),
+            "fingerprint": made_by,
         }
 
     @classmethod
@@ -56,25 +66,32 @@ class Position:
         return cls(**{field.name: record[field.name] for field in dataclasses.fields(cls)})
 
 
-def check_record(
-    record: dict, config: ml_collections.ConfigDict, steps_per_epoch: int, directory: Path
-) -> None:
-    """Raises `ConfigError` if the record of a checkpoint in `directory` does not fit
-    `config`, with `steps_per_epoch` steps an epoch."""
-    made_by, now = flat(record.get("fingerprint", {})), flat(fingerprint(config))
-    if made_by != now:
-        differs = sorted(k for k in made_by.keys() | now.keys() if made_by.get(k) != now.get(k))
-        raise ConfigError(
-            f"the checkpoints in {directory} were made by another config "
-            f"(it differs in {', '.join(differs)}); use another --workdir, or the config "
-            f"they were made with ({directory.parent / 'config.json'})"
+def check_record(record: dict, made_by: dict, steps_per_epoch: int, directory: Path) -> None:
+    """Raises `CheckpointError` if the record of a checkpoint in `directory` was not made by
+    `made_by` (a `fingerprint`), or stopped mid-epoch with other than `steps_per_epoch`.
+
+    A key the record lacks (a checkpoint from before jaxcnn recorded it) is not compared.
+    """
+    then, now = flat(record.get("fingerprint", {})), flat(made_by)
+    differs = sorted(k for k in then.keys() & now.keys() if then[k] != now[k])
+    if differs:
+        shown = "; ".join(f"{k}: {_brief(then[k])} there, {_brief(now[k])} here" for k in differs)
+        raise CheckpointError(
+            f"the checkpoints in {directory} were made with another model, optimizer, seed or "
+            f"data ({shown}); nothing was moved: use another --workdir, or what they were made "
+            f"with ({directory.parent / 'config.json'}, {directory.parent / 'data.json'})"
         )
     if record["epoch_steps"] and record["steps_per_epoch"] != steps_per_epoch:
-        raise ConfigError(
+        raise CheckpointError(
             f"the newest checkpoint in {directory} stopped mid-epoch with "
             f"{record['steps_per_epoch']} steps per epoch, and this config has "
             f"{steps_per_epoch}: resume with the `batch_size` it was made with"
         )
+
+
+def _brief(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def flat(tree: dict, prefix: str = "") -> dict:

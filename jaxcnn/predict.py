@@ -1,7 +1,8 @@
 """Using a trained model: the classes of new images, as training prepared its own.
 
 `Predictor.load(workdir)` reads what `train.py` left there (`config.json`,
-`data.json` and the newest intact checkpoint); `predict(paths)` decodes each
+`data.json` and the newest intact checkpoint), and writes nothing there: it
+is safe beside a training that is saving. `predict(paths)` decodes each
 image as its training images were decoded (`jaxcnn.data.images`: converted to
 their channels, centre-cropped and scaled to their size), normalises it with
 the training split's statistics and returns the class probabilities.
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import jax
@@ -19,8 +22,8 @@ import numpy as np
 
 from jaxcnn.checkpoint import Checkpoints
 from jaxcnn.data import DataInfo
-from jaxcnn.data.images import Layout, decode
-from jaxcnn.data.sources import DataError
+from jaxcnn.data.images import Layout, UnreadableImage, read_image
+from jaxcnn.errors import DataError
 from jaxcnn.trainer import Trainer, TrainState, create_trainer
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -42,12 +45,14 @@ class Predictor:
 
     @classmethod
     def load(cls, workdir: str | Path) -> Predictor:
-        """The model in `workdir`, at its newest intact checkpoint.
+        """The model in `workdir`, at its newest intact checkpoint; nothing there is changed
+        (a damaged checkpoint is skipped and left as it is, with a line on stderr).
 
         Raises:
           DataError: if `workdir` lacks a trained model, in one line saying what is missing.
+          CheckpointError: if its checkpoints cannot be read, or none is intact.
         """
-        workdir = Path(workdir).expanduser()
+        workdir = Path(workdir).expanduser().resolve()
         for name, made_by in (("config.json", "train.py"), ("data.json", "train.py")):
             if not (workdir / name).is_file():
                 raise DataError(f"{workdir} has no {name}: is it a workdir {made_by} trained in?")
@@ -55,7 +60,9 @@ class Predictor:
         info = DataInfo.read(workdir)
         config.num_devices = 1
         trainer, state = create_trainer(config, info, steps_per_epoch=1)
-        checkpoints = Checkpoints(workdir / "checkpoints", config.keep_checkpoints, print)
+        checkpoints = Checkpoints(
+            workdir / "checkpoints", config.keep_checkpoints, _to_stderr, read_only=True
+        )
         try:
             restored = checkpoints.restore_latest(state, lambda record: None)
         finally:
@@ -81,20 +88,42 @@ class Predictor:
         return np.asarray(self._probabilities(self.state.params, self.state.model_state, images))
 
     def read(self, path: Path) -> np.ndarray:
-        """`path` decoded as the training images were; a `DataError` if it is no readable image."""
-        h, w, c = self.info.image_shape
-        image = decode(path, Layout(h, w, c))
-        if image is None:
-            raise DataError(f"{path} is not a readable image")
-        return image
+        """`path` decoded as the training images were.
 
-    def predict(self, paths: list[Path], top_k: int = 3, batch_size: int = 256) -> list[Prediction]:
-        """The `top_k` classes of each image, most probable first."""
+        Raises:
+          UnreadableImage: (a `DataError`) naming the file and why.
+        """
+        h, w, c = self.info.image_shape
+        return read_image(path, Layout(h, w, c))
+
+    def predict(
+        self,
+        paths: list[Path],
+        top_k: int = 3,
+        batch_size: int = 256,
+        on_unreadable: Callable[[UnreadableImage], None] | None = None,
+    ) -> list[Prediction]:
+        """The `top_k` classes of each image, most probable first.
+
+        An unreadable image raises `UnreadableImage`, or with `on_unreadable`
+        is passed to it and left out of the predictions.
+        """
         top_k = min(top_k, self.info.num_classes)
         predictions = []
         for start in range(0, len(paths), batch_size):
-            chunk = paths[start : start + batch_size]
-            probs = self.probabilities(np.stack([self.read(p) for p in chunk]))
+            chunk, images = [], []
+            for path in paths[start : start + batch_size]:
+                try:
+                    images.append(self.read(path))
+                except UnreadableImage as e:
+                    if on_unreadable is None:
+                        raise
+                    on_unreadable(e)
+                    continue
+                chunk.append(path)
+            if not chunk:
+                continue
+            probs = self.probabilities(np.stack(images))
             for path, p in zip(chunk, probs):
                 best = np.argsort(-p)[:top_k]
                 predictions.append(
@@ -105,6 +134,10 @@ class Predictor:
                     )
                 )
         return predictions
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def image_paths(arguments: list[str]) -> tuple[list[Path], list[Path]]:

@@ -1,6 +1,7 @@
 """Pictures of a trained model: `python -m jaxcnn.show --workdir runs/NAME [--out DIR] [--image N ...]`.
 
-Writes PNG files (matplotlib) into `--out` (default `<workdir>/pictures`):
+Writes PNG files (matplotlib) into `--out` (default `<workdir name>-pictures` in the
+current folder: like predict.py, it writes nothing in the workdir):
 
 - `kernels.png`: the first conv layer's kernels, one cell per kernel and input channel;
 - `features_<N>.png`: test image N and the feature maps of every conv and pool
@@ -30,7 +31,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from jaxcnn import data
-from jaxcnn.config import ConfigError
+from jaxcnn.errors import ConfigError, JaxcnnError
 from jaxcnn.layer import CONV_KINDS, Layer
 from jaxcnn.metrics import METRICS_FILE, plot_curves
 from jaxcnn.predict import Predictor
@@ -234,12 +235,13 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m jaxcnn.show", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--workdir", required=True, type=Path)
-    parser.add_argument("--out", type=Path, help="default: <workdir>/pictures")
+    parser.add_argument("--out", type=Path, help="default: <workdir name>-pictures, here")
     parser.add_argument("--image", type=int, nargs="+", default=[0, 1, 2], help="test images")
     args = parser.parse_args(argv)
+    workdir = args.workdir.expanduser().resolve()
     try:
-        paths = show(args.workdir, args.out or args.workdir / "pictures", args.image)
-    except (data.DataError, ConfigError) as e:
+        paths = show(workdir, args.out or Path(f"{workdir.name}-pictures"), args.image)
+    except JaxcnnError as e:
         sys.exit(f"jaxcnn.show: {e}")
     for path in paths:
         print(path)

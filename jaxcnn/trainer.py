@@ -21,7 +21,7 @@ from jax.sharding import Mesh
 
 from jaxcnn import data, layers, models, parallel, precision, xla
 from jaxcnn.augment import augment
-from jaxcnn.config import ConfigError
+from jaxcnn.errors import ConfigError
 from jaxcnn.optim import build_optimizer, eval_params
 from jaxcnn.precision import COMPUTE_DTYPES
 

@@ -5,15 +5,17 @@ and evaluates after every epoch. It saves a checkpoint every
 `checkpoint_every_steps` steps and at each epoch's end (`jaxcnn.checkpoint`);
 rerunning with the same workdir resumes from the newest intact one, with the
 same data order and random draws, so that the result is the one an
-uninterrupted run gives. SIGTERM and Ctrl-C stop it at the end of the current
-call, after a checkpoint (`jaxcnn.stop`); a non-finite loss, or one above
-`max_loss`, stops it before anything of it is saved.
+uninterrupted run gives, and refuses checkpoints made by another model,
+optimizer, seed or data (`jaxcnn.position`). One training holds a workdir at
+a time (`jaxcnn.workdir`). SIGTERM and Ctrl-C stop it at the end of the
+current call, after a checkpoint (`jaxcnn.stop`); a non-finite loss, or one
+above `max_loss`, stops it before anything of it is saved; a save that fails
+stops it within a call of steps, naming the save's step.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -25,36 +27,19 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxcnn import data, parallel
-from jaxcnn.checkpoint import Checkpoints, SaveError
-from jaxcnn.config import ConfigError, check, full_batches
+from jaxcnn import workdir as workdir_lib
+from jaxcnn.checkpoint import Checkpoints
+from jaxcnn.config import check, full_batches
 from jaxcnn.data import stream
+from jaxcnn.errors import ConfigError, JaxcnnError, SaveError
 from jaxcnn.metrics import CURVES_FILE, METRICS_FILE, append_metrics, plot_curves, reconcile
 from jaxcnn.phases import Phases
-from jaxcnn.position import Position, check_record
+from jaxcnn.position import Position, check_record, fingerprint
 from jaxcnn.stop import Diverged, Stopped, StopRequests
 from jaxcnn.summary import summary
 from jaxcnn.trainer import Trainer, TrainState, compiler_options, create_trainer, device_mesh
 
 CHECKPOINT_DIR = "checkpoints"
-
-
-def prepare_workdir(workdir: str | Path) -> Path:
-    """`workdir` as an absolute path to a folder this process can write, made if need be.
-
-    Raises:
-      ConfigError: if it is a file, or cannot be made or written.
-    """
-    path = Path(workdir).expanduser().resolve()
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"`workdir` must be a folder, got the file {path}")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise ConfigError(f"`workdir` {path} cannot be written: {e.strerror or e}") from None
-    return path
 
 
 def chunk_size(steps_per_epoch: int, wanted: int) -> int:
@@ -64,48 +49,70 @@ def chunk_size(steps_per_epoch: int, wanted: int) -> int:
     )
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str | Path, *, started: float | None = None
+) -> dict:
     """Trains `config`'s model, evaluating after every epoch; resumes from `workdir`.
 
     Writes `<workdir>/metrics.jsonl` (one JSON line per epoch), `checkpoints/`
-    (orbax: the last `keep_checkpoints`), `config.json` and
-    `learning_curves.png`. Every config rule is checked before the data loads.
+    (orbax: the last `keep_checkpoints`), `config.json`, `data.json` and
+    `learning_curves.png`. Every config rule is checked before the data loads;
+    `config.json` and `data.json` are written once the checkpoints are found
+    to fit. `started`: when the run began, by `time.time()` (None: now), for
+    the start-up phase.
 
     Returns:
       The last epoch's metrics (the restored model's test scores if nothing
       was left to train).
 
     Raises:
-      ConfigError, data.DataError: a config or the data that cannot work.
+      ConfigError, DataError: a config or the data that cannot work.
+      WorkdirError: the workdir is a file, unwritable, or in use by another training.
+      CheckpointError: its checkpoints were made by another model or data, or
+        cannot be read; nothing of them is moved.
       Stopped: SIGTERM or Ctrl-C, after saving a checkpoint.
       Diverged: a non-finite loss, or one above `max_loss`.
       SaveError: a checkpoint could not be written (a full disk).
     """
     start_time = time.perf_counter()
-    phases = Phases()
+    phases = Phases(started)
     with phases("set-up"):
         check(config)
-        workdir = prepare_workdir(workdir)
         mesh = device_mesh(config)
-        options = compiler_options(config, mesh)
-    with phases("data"):
-        train, test, info = data.load(config)
-    steps_per_epoch = full_batches(config, train.images.shape[0])
-    with phases("set-up"):
-        trainer, state = create_trainer(config, info, steps_per_epoch, mesh, options)
-        if jax.process_index() == 0:
-            info.save(workdir)  # what predict.py needs to prepare images as training did
-        run = Run(config, workdir, trainer, train, test, steps_per_epoch, start_time, phases)
+        # Across hosts, process 0 holds the workdir for the job.
+        claim = workdir_lib.claim(workdir) if jax.process_index() == 0 else None
+        workdir = workdir_lib.resolve(workdir)
     try:
-        with StopRequests() as stops:
-            return run.train(state, stops)
+        with phases("set-up"):
+            options = compiler_options(config, mesh)
+        with phases("data"):
+            train, test, info = data.load(config)
+        steps_per_epoch = full_batches(config, train.images.shape[0])
+        with phases("set-up"):
+            trainer, state = create_trainer(config, info, steps_per_epoch, mesh, options)
+            run = Run(
+                config, workdir, trainer, train, test, info, steps_per_epoch, start_time, phases
+            )
+        try:
+            with StopRequests() as stops:
+                result = run.train(state, stops)
+        except BaseException as e:
+            run.finish(e)
+            raise
+        run.finish(None)
+        return result
     finally:
-        with phases("saving"):
-            run.checkpoints.close()
-        with phases("data"):  # a first run's records, written while it compiled and trained
-            for failure in data.wait_prepared():
-                run.report(f"warning: {failure}")
-        run.report(phases.line())
+        if claim is not None:
+            claim.release()
+
+
+def absolute_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """`config` with its data paths absolute: `config.json` means the same from any folder."""
+    config = ml_collections.ConfigDict(config.to_dict())
+    for key in ("data_dir", "tfds_dir"):
+        if config[key]:
+            config[key] = str(Path(config[key]).expanduser().resolve())
+    return config
 
 
 class Run:
@@ -118,11 +125,13 @@ class Run:
         trainer: Trainer,
         train: data.Split,
         test: data.Split,
+        info: data.DataInfo,
         steps_per_epoch: int,
         start_time: float,
         phases: Phases,
     ):
-        self.config, self.workdir, self.trainer = config, workdir, trainer
+        self.config, self.workdir, self.trainer, self.info = config, workdir, trainer, info
+        self.made_by = fingerprint(config, info)
         self.phases = phases
         self.steps_per_epoch, self.start_time = steps_per_epoch, start_time
         self.num_train = train.images.shape[0]
@@ -160,11 +169,35 @@ class Run:
         if self.lead:
             print(line, flush=True)
 
+    def finish(self, error: BaseException | None) -> None:
+        """Waits for the last save and the data's records; prints where the time went, unless
+        the run was refused (`error` is jaxcnn's: its one line says it all).
+
+        Raises:
+          SaveError: if the last save failed; while another `error` is on its
+            way, it is printed instead, so that neither is lost.
+        """
+        try:
+            with self.phases("saving"):
+                self.checkpoints.close()
+        except SaveError as e:
+            if error is None:
+                raise
+            print(f"also: {e}", file=sys.stderr)
+        finally:
+            with self.phases("data"):  # a first run's records, written while it compiled
+                for failure in data.wait_prepared():
+                    self.report(f"warning: {failure}")
+            if not isinstance(error, JaxcnnError):
+                self.report(self.phases.line())
+
     def train(self, state: TrainState, stops: StopRequests) -> dict:
         with self.phases("set-up"):
             state, position = self.resume(state)
         if self.lead:
-            (self.workdir / "config.json").write_text(self.config.to_json(indent=2))
+            # Only now that the checkpoints fit: what predict.py reads stays as it was otherwise.
+            self.info.save(self.workdir)
+            (self.workdir / "config.json").write_text(absolute_paths(self.config).to_json(indent=2))
         last = None
         for epoch in range(position.epochs + 1, self.config.num_epochs + 1):
             state, position = self.run_epoch(state, position, epoch, stops)
@@ -217,8 +250,8 @@ class Run:
             raise SaveError(f"could not write {self.metrics_path} ({e.strerror or e})") from None
 
     def check_record(self, record: dict) -> None:
-        """Raises `ConfigError` if a checkpoint's record does not fit this run."""
-        check_record(record, self.config, self.steps_per_epoch, self.checkpoints.directory)
+        """Raises `CheckpointError` if a checkpoint's record does not fit this run."""
+        check_record(record, self.made_by, self.steps_per_epoch, self.checkpoints.directory)
 
     def run_epoch(
         self, state: TrainState, position: Position, epoch: int, stops: StopRequests
@@ -253,6 +286,7 @@ class Run:
                         state, self.images, self.labels, index
                     )
                 self.phases.first_step()  # compiled and dispatched: the step runs now
+                self.checkpoints.check()  # a save that failed stops training now
                 pending.append(metrics)
                 if self.one_at_a_time:
                     jax.block_until_ready(metrics)
@@ -353,7 +387,12 @@ class Run:
                 if not np.isfinite(worst) or (limit and worst > limit):
                     loss = worst
                     step = (epoch - 1) * self.steps_per_epoch + len(position.losses) + 1
-                    kept = self.checkpoints.manager.latest_step()
+                    try:  # a checkpoint is called intact once it is written
+                        self.checkpoints.wait()
+                        failed = ""
+                    except SaveError as e:
+                        failed = f" ({e})"
+                    kept = self.checkpoints.finished()
                     raise Diverged(
                         f"training diverged at epoch {epoch}, step {step}: the loss is {loss}"
                         + (f" (above max_loss {limit})" if np.isfinite(loss) else "")
@@ -364,12 +403,13 @@ class Run:
                             if kept is not None
                             else "Rerun with a lower --config.learning_rate"
                         )
+                        + failed
                     )
                 position.losses.append(loss)
                 position.accuracies.append(accuracy)
 
     def save(self, state: TrainState, position: Position) -> None:
-        record = position.record(self.config, self.steps_per_epoch)
+        record = position.record(self.steps_per_epoch, self.made_by)
         self.checkpoints.save(self.step(state), state, record)
 
     def test(self, state: TrainState) -> dict:

@@ -10,8 +10,8 @@ import pytest
 from synthetic import small_config
 
 from jaxcnn import training
-from jaxcnn.checkpoint import DAMAGED_DIR, Checkpoints, SaveError
-from jaxcnn.config import ConfigError
+from jaxcnn.checkpoint import DAMAGED_DIR, Checkpoints
+from jaxcnn.errors import CheckpointError, SaveError
 from jaxcnn.metrics import read_metrics
 
 # A damaged checkpoint's failed read leaves orbax coroutines never awaited; they are
@@ -150,13 +150,23 @@ def test_damaged_checkpoint_is_set_aside_and_training_resumes(
     assert without_times(rows) == without_times(read_metrics(trained / "metrics.jsonl"))
 
 
-def test_every_checkpoint_damaged_is_one_error(dataset, trained, tmp_path):
+def test_every_checkpoint_damaged_sets_them_aside_and_starts_again(
+    dataset, trained, tmp_path, capsys
+):
     run = copy_of(trained, tmp_path)
     for step in steps(run):
         damage_record(run / "checkpoints" / str(step))
-    with pytest.raises(ConfigError, match="no intact checkpoint in .*: all 3 were damaged"):
-        training.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
-    assert len(list((run / DAMAGED_DIR).iterdir())) == 3
+    capsys.readouterr()
+    training.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
+    out = capsys.readouterr().out
+    assert "No intact checkpoint is left in" in out and "training starts from the beginning" in out
+    assert "remove" not in out.lower()
+    assert len(list((run / DAMAGED_DIR).iterdir())) == 3  # kept, beside the new ones
+    assert steps(run) == [24, 36, 48]
+    assert record(run, 48)["digest"] == record(trained, 48)["digest"]  # trained again, the same
+    assert without_times(read_metrics(run / "metrics.jsonl")) == without_times(
+        read_metrics(trained / "metrics.jsonl")
+    )
 
 
 def test_checkpoints_of_another_config_are_named_as_such(dataset, trained, tmp_path):
@@ -164,7 +174,7 @@ def test_checkpoints_of_another_config_are_named_as_such(dataset, trained, tmp_p
     config = small_config(dataset, **EVERY_CALL)
     config.model.channels = (4, 12)
     with pytest.raises(
-        ConfigError, match=r"made by another config \(it differs in model.channels\)"
+        CheckpointError, match=r"made with another model.*\(model.channels: \[4, 8\] there, "
     ):
         training.train_and_evaluate(config, run)
     assert steps(run) == [24, 36, 48] and not (run / DAMAGED_DIR).exists()

@@ -6,6 +6,7 @@ import json
 import pytest
 
 from jaxcnn import metrics
+from jaxcnn.errors import WorkdirError
 from jaxcnn.metrics import SUPERSEDED_FILE, read_metrics, reconcile, write_metrics
 
 
@@ -18,6 +19,16 @@ def test_a_line_cut_short_is_left_out(tmp_path):
     path.write_text(json.dumps(line(1)) + "\n" + json.dumps(line(2))[:9])
     assert read_metrics(path) == [line(1)]
     assert read_metrics(tmp_path / "missing.jsonl") == []
+
+
+def test_a_bad_line_before_the_last_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(json.dumps(line(1)) + "\n{oops\n" + json.dumps(line(3)) + "\n")
+    with pytest.raises(WorkdirError, match=r"metrics.jsonl, line 2, is not a JSON object"):
+        read_metrics(path)
+    path.write_text(json.dumps(line(1)) + "\n" + json.dumps(line(2))[:9] + "\n")  # a whole line
+    with pytest.raises(WorkdirError, match="line 2"):
+        read_metrics(path)
 
 
 def test_reconcile_writes_the_owed_line_once_and_sets_later_ones_aside(tmp_path):

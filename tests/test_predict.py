@@ -66,7 +66,6 @@ def test_the_command_prints_top_k_and_json(trained):
     "args, message",
     [
         (["{run}", "{tmp}/missing.png"], "missing.png: no such file or folder"),
-        (["{run}", "{tmp}/notes.png"], "notes.png is not a readable image"),
         (["{tmp}", "{image}"], "has no config.json: is it a workdir train.py trained in?"),
     ],
 )
@@ -81,6 +80,29 @@ def test_mistakes_are_one_line(trained, tmp_path, args, message):
     assert result.returncode == 1
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("predict.py: ") and message in line
+
+
+def test_unreadable_images_are_a_line_each_and_the_others_are_predicted(trained, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "notes.png").write_text("not an image")
+    good = next((trained / "new").rglob("*.png"))
+    (tmp_path / "cut.png").write_bytes(good.read_bytes()[:60])
+    Image.new("L", (20000, 20000)).save(tmp_path / "bomb.png")  # 400 M pixels: a few kB
+    names = ["notes.png", "cut.png", "bomb.png"]
+    result = subprocess.run(
+        [sys.executable, "predict.py", "--workdir", str(trained / "run"), str(good),
+         *[str(tmp_path / n) for n in names]],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    [predicted] = result.stdout.strip().splitlines()
+    assert predicted.startswith(f"{good}: class_")
+    lines = result.stderr.strip().splitlines()
+    assert [line.split(": ")[1].split("/")[-1] for line in lines[:3]] == names
+    assert "not an image Pillow can read" in lines[0] and "truncated" in lines[1]
+    assert "too large to decode safely" in lines[2]
+    assert lines[3] == "predict.py: 3 of 4 images could not be read"
 
 
 def test_a_workdir_without_a_checkpoint(trained, tmp_path):

@@ -12,7 +12,7 @@ from synthetic import small_config
 
 from jaxcnn import data, training
 from jaxcnn import trainer as trainer_lib
-from jaxcnn.config import ConfigError
+from jaxcnn.errors import ConfigError, WorkdirError
 from jaxcnn.metrics import read_metrics
 
 ROOT = Path(__file__).parent.parent
@@ -127,7 +127,7 @@ def test_bad_model_widths(dataset, tmp_path, key, value, match):
 
 def test_workdir_that_is_a_file(dataset, tmp_path):
     (tmp_path / "runs").write_text("notes")
-    with pytest.raises(ConfigError, match="`workdir` must be a folder, got the file"):
+    with pytest.raises(WorkdirError, match="`workdir` must be a folder, got the file"):
         training.train_and_evaluate(small_config(dataset), tmp_path / "runs")
     assert (tmp_path / "runs").read_text() == "notes"
 

@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 
 from jaxcnn import config as config_lib
-from jaxcnn import data, parallel
+from jaxcnn import parallel
 from jaxcnn.bench import conv, runs, summary, training
+from jaxcnn.errors import JaxcnnError
 
 # --set may not touch these: the benchmark sets them itself.
 FIXED_KEYS = {"batch_size": "give --batch-size", "augment": "the benchmark trains unaugmented"}
@@ -195,7 +196,7 @@ def run_training(cli: argparse.ArgumentParser, args: argparse.Namespace) -> None
             args.torch_compile,
             args.flax,
         )
-    except (config_lib.ConfigError, data.DataError) as e:
+    except JaxcnnError as e:
         cli.error(str(e))
     print(training.training_table(report))
     if args.seeds and (ratio := training.seeds_ratio(report)):

@@ -3,10 +3,10 @@
 `load(config)` finds what `config.data_dir` holds (`jaxcnn.data.sources`),
 prepares it once through a TFDS builder (`jaxcnn.data.prepare`), and returns
 the train and test splits as uint8 NHWC arrays with int32 labels, and a
-`DataInfo`: the class names, the image shape and the training split's
-per-channel mean and standard deviation, which training normalises with and
-`predict.py` applies again. The arrays are memory-mapped from the prepared
-files: `np.asarray` reads one into memory, `jaxcnn.data.stream` reads its
+`DataInfo`: the class names, the image shape, the training split's
+per-channel mean and standard deviation (which training normalises with and
+`predict.py` applies again), and which data it is (its source and digest).
+The arrays are memory-mapped from the prepared files: `np.asarray` reads one into memory, `jaxcnn.data.stream` reads its
 batches as training needs them.
 """
 
@@ -53,6 +53,8 @@ class DataInfo:
       image_shape: `(height, width, channels)` of every image.
       mean, std: per channel, of the training split's pixels in [0, 1].
       image_size, channels: the preparation settings (0: as the source was).
+      source: where the data came from, in words (a path and its kind, or a TFDS name).
+      digest: of every image and label of both splits: other data, another digest.
     """
 
     class_names: tuple[str, ...]
@@ -61,6 +63,8 @@ class DataInfo:
     std: tuple[float, ...]
     image_size: int = 0
     channels: int = 0
+    source: str = ""
+    digest: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -79,6 +83,8 @@ class DataInfo:
             std=tuple(fields["std"]),
             image_size=fields["image_size"],
             channels=fields["channels"],
+            source=fields.get("source", ""),  # absent from workdirs of before it was recorded
+            digest=fields.get("digest", ""),
         )
 
 
@@ -121,10 +127,12 @@ def load(config) -> tuple[Split, Split, DataInfo]:
         settings = prepare_lib.Settings(
             config.image_size, config.channels, config.strict, config.test_fraction
         )
-        splits, names = prepare_lib.prepared(config.dataset, source, settings, config.tfds_dir)
+        prepared = prepare_lib.prepared(config.dataset, source, settings, config.tfds_dir)
+        origin = f"{source.path.resolve()} ({source.kind})"
     else:
-        splits, names = prepare_lib.catalog(config.dataset, config.tfds_dir)
-    train, test = Split(*splits["train"]), Split(*splits["test"])
+        prepared = prepare_lib.catalog(config.dataset, config.tfds_dir)
+        origin = f"TFDS {config.dataset}"
+    train, test = Split(*prepared.splits["train"]), Split(*prepared.splits["test"])
     if train.images.shape[1:] != test.images.shape[1:]:
         raise DataError(
             f"{config.data_dir}: train images are {train.images.shape[1:]} and test images "
@@ -132,11 +140,13 @@ def load(config) -> tuple[Split, Split, DataInfo]:
         )
     mean, std = channel_statistics(train.images)
     info = DataInfo(
-        tuple(names),
+        tuple(prepared.classes),
         tuple(int(d) for d in train.images.shape[1:]),  # type: ignore[arg-type]
         tuple(float(m) for m in mean),
         tuple(float(s) for s in np.maximum(std, 1e-6)),
         config.image_size,
         config.channels,
+        origin,
+        prepared.digest,
     )
     return train, test, info

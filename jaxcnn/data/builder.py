@@ -52,6 +52,14 @@ class PreparedImages(tfds.core.GeneratorBasedBuilder):
             disable_shuffling=True,
         )
 
+    # jaxcnn says in one line what it prepares: TFDS's banners ("Downloading and preparing
+    # dataset Unknown size...", though nothing is downloaded) would only confuse.
+    def _log_download_bytes(self) -> None:
+        pass
+
+    def _log_download_done(self) -> None:
+        pass
+
     def _split_generators(self, dl_manager):
         return {split: self._generate_examples(split) for split in ("train", "test")}
 
@@ -82,6 +90,7 @@ def build(
         )
     finally:
         logging.set_verbosity(verbosity)
+    tfds.display_progress_bar(False)  # on a thread, while training draws its own
     _download_and_prepare(builder, f"The data is read from {source.path}")
     return builder
 

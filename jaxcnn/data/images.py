@@ -10,6 +10,7 @@ to the channel count asked for.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,7 @@ def choose_layout(paths: list[Path], image_size: int, channels: int) -> Layout:
             with Image.open(path) as image:
                 sizes.add(image.size)  # (width, height)
                 gray = gray and image.mode in GRAY_MODES
-        except (OSError, UnidentifiedImageError):
+        except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
             continue  # counted and reported when the images are decoded
     if not sizes:
         raise DataError(
@@ -62,19 +63,42 @@ def choose_layout(paths: list[Path], image_size: int, channels: int) -> Layout:
     return Layout(height, width, channels or (1 if gray else 3))
 
 
-def decode(path: Path, layout: Layout) -> np.ndarray | None:
-    """`path` as a uint8 `(height, width, channels)` array, or None if it is no readable image."""
+class UnreadableImage(DataError):
+    """A file that is no image Pillow can read, or one too large to decode safely."""
+
+
+def read_image(path: Path, layout: Layout) -> np.ndarray:
+    """`path` as a uint8 `(height, width, channels)` array.
+
+    Raises:
+      UnreadableImage: naming the file and why: not an image, truncated, or
+        more pixels than Pillow decodes safely (`Image.MAX_IMAGE_PIXELS`).
+    """
     try:
-        with Image.open(path) as file:
-            image = file.convert("L" if layout.channels == 1 else "RGB")
-            if image.size != (layout.width, layout.height):
-                image = ImageOps.fit(
-                    image, (layout.width, layout.height), Image.Resampling.BILINEAR
-                )
-            array = np.asarray(image, np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError):
-        return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as file:
+                image = file.convert("L" if layout.channels == 1 else "RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UnreadableImage(
+            f"{path}: too large to decode safely (over {Image.MAX_IMAGE_PIXELS:,} pixels)"
+        ) from None
+    except UnidentifiedImageError:
+        raise UnreadableImage(f"{path}: not an image Pillow can read") from None
+    except (OSError, ValueError) as e:
+        raise UnreadableImage(f"{path}: not a readable image ({e})") from None
+    if image.size != (layout.width, layout.height):
+        image = ImageOps.fit(image, (layout.width, layout.height), Image.Resampling.BILINEAR)
+    array = np.asarray(image, np.uint8)
     return array[..., None] if array.ndim == 2 else array
+
+
+def decode(path: Path, layout: Layout) -> np.ndarray | None:
+    """`read_image`, or None if `path` is no readable image."""
+    try:
+        return read_image(path, layout)
+    except UnreadableImage:
+        return None
 
 
 def skipped_message(skipped: list[Path], total: int) -> str:

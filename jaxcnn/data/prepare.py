@@ -2,9 +2,12 @@
 
 A source (IDX files, an `.npz`, image folders) is written once, through a
 TFDS builder (`jaxcnn.data.builder`), as ArrayRecord files without
-TensorFlow, under `<tfds_dir>/prepared_images/<dataset>-<digest>/`: the
-digest covers the source's files and the preparation settings, so other data
-or settings are prepared anew, and a rerun reuses what is there. Reading
+TensorFlow, under `<tfds_dir>/prepared_images/<name>-<digest>/`: the name is
+the source's folder or file, the digest covers its files and the preparation
+settings, so other data or settings are prepared anew, and a rerun reuses
+what is there. Preparing says so in one line, with a progress bar while
+image files are decoded. Beside the arrays, `digest.json` holds a digest of
+their content: the identity of the data a model is trained on. Reading
 ArrayRecord back decodes one record at a time, so each split's arrays are
 also kept as `.npy` files beside the records, in the records' order (the
 builder keeps the order it is given); a rerun loads those at disk speed
@@ -23,6 +26,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import sys
 import threading
 from pathlib import Path
@@ -30,6 +34,7 @@ from pathlib import Path
 import filelock
 import numpy as np
 from PIL import Image, ImageOps
+from tqdm import tqdm
 
 from jaxcnn.data.images import Layout, choose_layout, decode, skipped_message
 from jaxcnn.data.sources import (
@@ -44,6 +49,7 @@ from jaxcnn.data.sources import (
 BUILDER_DIR = "prepared_images"  # under tfds_dir: PreparedImages' name in snake case
 BUILDER_VERSION = "2.0.0"  # PreparedImages.VERSION
 CLASSES_FILE = "classes.json"
+DIGEST_FILE = "digest.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,16 +64,42 @@ class Settings:
     test_fraction: float = 0.2
 
 
-def prepared(
-    dataset: str, source: Source, settings: Settings, tfds_dir: str
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
-    """`({split: (images, labels)}, class names)` of `source`, prepared once under `tfds_dir`.
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """A source as prepared: `splits` (`{split: (images, labels)}`), `classes` (names in label
+    order) and `digest` (of every array of both splits)."""
+
+    splits: dict[str, tuple[np.ndarray, np.ndarray]]
+    classes: list[str]
+    digest: str
+
+
+def content_digest(splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
+    """A hash of both splits' images and labels: the same data, the same digest."""
+    h = hashlib.blake2b(digest_size=16)
+    for split in ("train", "test"):
+        for array in splits[split]:
+            array = np.ascontiguousarray(array)
+            h.update(f"{split}{array.dtype}{array.shape}".encode())
+            h.update(array.reshape(-1).view(np.uint8).data)
+    return h.hexdigest()
+
+
+def prepared_name(source: Source) -> str:
+    """`<the source's folder or file name>-<digest>`, in the characters TFDS allows."""
+    stem = source.path.stem if source.kind == "npz" else source.path.resolve().name
+    stem = re.sub(r"[^a-z0-9_]+", "_", stem.lower()).strip("_") or "images"
+    return f"{stem}-{source.fingerprint}"
+
+
+def prepared(dataset: str, source: Source, settings: Settings, tfds_dir: str) -> Prepared:
+    """`source` prepared once under `tfds_dir`.
 
     The first time, the decoded arrays are returned at once and the records
     are written on a thread (`wait_prepared`), while the caller compiles.
     """
-    digest = hashlib.blake2b(f"{source.fingerprint}{settings}".encode(), digest_size=4)
-    name = f"{dataset}-{digest.hexdigest()}"
+    key = hashlib.blake2b(f"{settings}".encode(), digest_size=3).hexdigest()
+    name = f"{prepared_name(source)}{key}"
     root = Path(tfds_dir).expanduser()
     folder = root / BUILDER_DIR / name / BUILDER_VERSION
     if name in _writers:  # this process is writing it: wait, rather than lock against itself
@@ -81,21 +113,34 @@ def prepared(
             lock.release()
         else:
             try:
+                print(f"Preparing {source.description()} into {folder}", file=sys.stderr)
                 classes = class_names(dataset, source)
                 splits = {s: bulk(*source_arrays(source, settings, s)) for s in ("train", "test")}
+                check_labels(source, splits, classes)
+                digest = content_digest(splits)
             except BaseException:
                 lock.release()
                 raise
             writer = threading.Thread(
                 target=_write_prepared,
-                args=(lock, name, source, splits, classes, root, folder),
+                args=(lock, name, source, splits, classes, digest, root, folder),
                 name=f"prepare {name}",
             )
             _writers[name] = writer
             writer.start()
-            return splits, classes
+            return Prepared(splits, classes, digest)
+    return read_prepared(folder)
+
+
+def read_prepared(folder: Path) -> Prepared:
+    """What `prepared` or `catalog` left in `folder`; its digest computed if it lacks one."""
     splits = {split: load_arrays(folder, split) for split in ("train", "test")}
-    return splits, json.loads((folder / CLASSES_FILE).read_text())
+    classes = json.loads((folder / CLASSES_FILE).read_text())
+    if (folder / DIGEST_FILE).exists():
+        digest = json.loads((folder / DIGEST_FILE).read_text())
+    else:  # prepared before digests were kept
+        digest = content_digest(splits)
+    return Prepared(splits, classes, digest)
 
 
 _writers: dict[str, threading.Thread] = {}  # the records being written on threads, by name
@@ -108,11 +153,12 @@ def _write_prepared(
     source: Source,
     splits: dict[str, tuple[np.ndarray, np.ndarray]],
     classes: list[str],
+    digest: str,
     root: Path,
     folder: Path,
 ) -> None:
-    """The records through TFDS, the arrays beside them, then the class names: their presence
-    says the rest is whole."""
+    """The records through TFDS, the arrays and digest beside them, then the class names: their
+    presence says the rest is whole."""
     try:
         from jaxcnn.data import builder as builder_lib
 
@@ -120,6 +166,7 @@ def _write_prepared(
         assert Path(built.data_dir) == folder, (built.data_dir, folder)
         for split, arrays in splits.items():  # the records' order: their copy in bulk
             save_arrays(folder, split, *arrays)
+        _write(folder / DIGEST_FILE, json.dumps(digest).encode())
         _write(folder / CLASSES_FILE, json.dumps(classes).encode())
     except Exception as e:
         _failures.append(f"{source.path}: could not write its prepared copy in {root} ({e})")
@@ -138,20 +185,21 @@ def wait_prepared() -> list[str]:
     return failures
 
 
-def catalog(
-    dataset: str, tfds_dir: str
-) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
-    """`({split: (images, labels)}, class names)` of a TFDS catalog dataset, prepared once."""
+def catalog(dataset: str, tfds_dir: str) -> Prepared:
+    """A TFDS catalog dataset, prepared once."""
     from jaxcnn.data import builder as builder_lib
 
     built = builder_lib.catalog(dataset, tfds_dir)
     folder = Path(built.data_dir)
     with filelock.FileLock(str(folder / ".arrays.lock")):
-        for split in ("train", "test"):
-            if not (folder / f"{split}-labels.npy").exists():
-                save_arrays(folder, split, *builder_lib.records(built, split))
-    splits = {split: load_arrays(folder, split) for split in ("train", "test")}
-    return splits, list(built.info.features["label"].names)
+        if not (folder / CLASSES_FILE).exists():
+            splits = {split: builder_lib.records(built, split) for split in ("train", "test")}
+            for split, arrays in splits.items():
+                save_arrays(folder, split, *arrays)
+            _write(folder / DIGEST_FILE, json.dumps(content_digest(splits)).encode())
+            names = list(built.info.features["label"].names)
+            _write(folder / CLASSES_FILE, json.dumps(names).encode())
+    return read_prepared(folder)
 
 
 def bulk(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -175,17 +223,57 @@ def load_arrays(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def class_names(dataset: str, source: Source) -> list[str]:
-    """The classes' names: the folders', Fashion-MNIST's, or the labels as numbers."""
+    """The classes' names: the folders', Fashion-MNIST's, or the training labels as numbers."""
     if source.classes:
         return list(source.classes)
     if source.kind == "idx":
         count = int(read_idx(idx_path(source.path, "train", "labels")).max()) + 1
     else:
-        arrays = read_npz(source.path)
-        count = int(max(arrays["y_train"].max(), arrays["y_test"].max())) + 1
+        count = int(read_npz(source.path)["y_train"].max()) + 1
     if dataset == "fashion_mnist" and count == len(FASHION_MNIST_CLASSES):
         return list(FASHION_MNIST_CLASSES)
     return [str(label) for label in range(count)]
+
+
+def check_labels(
+    source: Source, splits: dict[str, tuple[np.ndarray, np.ndarray]], classes: list[str]
+) -> None:
+    """Raises `DataError` if a test label names no class of the training split."""
+    labels = np.asarray(splits["test"][1])
+    if len(labels) and labels.max() >= len(classes):
+        array = "y_test" if source.kind == "npz" else "the test labels"
+        raise DataError(
+            f"{source.path}: {array} holds label {int(labels.max())}, and the training labels "
+            f"name {len(classes)} classes (0 to {len(classes) - 1})"
+        )
+
+
+def npz_images(path: Path, arrays: dict[str, np.ndarray], split: str) -> np.ndarray:
+    """`x_<split>` of an `.npz` as uint8 NHWC, its values kept as they are.
+
+    Integer images must hold values in [0, 255]; float images are scaled by
+    255 if the training images lie in [0, 1], and taken as they are if in
+    [0, 255] (rounded): the training split decides, for both splits.
+
+    Raises:
+      DataError: naming the array and the values found, for any other range.
+    """
+    images = arrays[f"x_{split}"]
+    images = images[..., None] if images.ndim == 3 else images
+    low, high = (images.min(), images.max()) if images.size else (0, 0)
+    found = f"`x_{split}` holds {images.dtype} values from {low} to {high}"
+    if np.issubdtype(images.dtype, np.integer):
+        if low < 0 or high > 255:
+            raise DataError(f"{path}: {found}; integer images must lie in [0, 255] (8 bits)")
+        return images.astype(np.uint8)
+    if not np.issubdtype(images.dtype, np.floating) or not np.isfinite([low, high]).all():
+        raise DataError(f"{path}: {found}; images must be integers in [0, 255] or finite floats")
+    train = arrays["x_train"]
+    scale = 255.0 if train.size and 0 <= train.min() and train.max() <= 1 else 1.0
+    if low < 0 or high * scale > 255:
+        expected = "[0, 1], as the training images are" if scale > 1 else "[0, 1] or [0, 255]"
+        raise DataError(f"{path}: {found}; float images must lie in {expected}")
+    return np.round(images * scale).astype(np.uint8)
 
 
 def source_arrays(source: Source, settings: Settings, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -200,13 +288,8 @@ def source_arrays(source: Source, settings: Settings, split: str) -> tuple[np.nd
         return _convert(images[..., None], settings), labels
     if source.kind == "npz":
         arrays = read_npz(source.path)
-        images = arrays[f"x_{split}"]
-        if images.ndim == 3:
-            images = images[..., None]
-        if np.issubdtype(images.dtype, np.floating):  # [0, 1] or [0, 255]
-            scale = 255.0 if images.max(initial=0) <= 1.0 else 1.0
-            images = np.clip(np.round(images * scale), 0, 255)
-        return _convert(images.astype(np.uint8), settings), arrays[f"y_{split}"]
+        images = npz_images(source.path, arrays, split)
+        return _convert(images, settings), arrays[f"y_{split}"]
     files = source.files[split]
     layout = choose_layout(
         [p for p, _ in source.files["train"]], settings.image_size, settings.channels
@@ -214,7 +297,10 @@ def source_arrays(source: Source, settings: Settings, split: str) -> tuple[np.nd
     decoded: list[np.ndarray] = []
     kept: list[int] = []
     skipped: list[Path] = []
-    for path, label in files:
+    bar = tqdm(
+        files, desc=f"decoding {split}", unit="image", leave=False, disable=not sys.stderr.isatty()
+    )
+    for path, label in bar:
         image = decode(path, layout)
         if image is None:
             if settings.strict:
@@ -223,6 +309,7 @@ def source_arrays(source: Source, settings: Settings, split: str) -> tuple[np.nd
             continue
         decoded.append(image)
         kept.append(label)
+    bar.close()
     if skipped:
         print(f"{split}: {skipped_message(skipped, len(files))}", file=sys.stderr)
     if not decoded:

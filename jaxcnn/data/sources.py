@@ -5,7 +5,9 @@ Four kinds of source, chosen by what is there:
 - `idx`: MNIST-format IDX files (`train-images-idx3-ubyte[.gz]`, `t10k-...`);
 - `npz`: a `.npz` file with `x_train, y_train, x_test, y_test`;
 - `folders`: `train/<class>/*` and `test/<class>/*` image files;
-- `tree`: `<class>/*` image files, split into train and test by `test_fraction`.
+- `tree`: `<class>/*` image files, split into train and test by `test_fraction`,
+  each file by a hash of its path in the tree: adding or removing files never
+  moves another file between the splits.
 
 Every problem with the layout (no images, an empty class folder, one class
 only, a test class missing from train) is a `DataError` naming the path.
@@ -19,6 +21,8 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+
+from jaxcnn.errors import DataError
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
 FASHION_MNIST_CLASSES = (
@@ -36,10 +40,6 @@ FASHION_MNIST_CLASSES = (
 SPLIT_PREFIXES = {"train": "train", "test": "t10k"}
 # Files an image folder may hold besides images: not counted as unreadable.
 IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
-
-
-class DataError(RuntimeError):
-    """Data that is missing or malformed; the message names the path and says how to fix it."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +60,11 @@ class Source:
     classes: tuple[str, ...]
     files: dict[str, list[tuple[Path, int]]]
     fingerprint: str
+
+    def description(self) -> str:
+        """`<path> (<kind>[, N image files])`, for a line that says what is prepared."""
+        count = sum(len(files) for files in self.files.values())
+        return f"{self.path} ({self.kind}{f', {count} image files' if count else ''})"
 
 
 def find_source(data_dir: str, test_fraction: float = 0.2) -> Source:
@@ -192,21 +197,31 @@ def _labelled(
     return [(f, index[name]) for name, files in class_files.items() for f in files]
 
 
+def test_share(path: Path, root: Path) -> float:
+    """Where in [0, 1) the file at `path` falls, from a hash of its path under `root`: a file
+    is a test image if this is below `test_fraction`, whatever else the tree holds."""
+    key = path.relative_to(root).as_posix().encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") / 2**64
+
+
 def _split(
     files: list[tuple[Path, int]], test_fraction: float, path: Path
 ) -> dict[str, list[tuple[Path, int]]]:
-    """Each class's files, in sorted order, a fixed shuffle of them for test, the rest train."""
+    """Each file to test or train by `test_share`, in sorted order."""
     split: dict[str, list[tuple[Path, int]]] = {"train": [], "test": []}
-    for label in sorted({label for _, label in files}):
-        mine = [item for item in files if item[1] == label]
-        order = np.random.default_rng(label).permutation(len(mine))
-        count = round(test_fraction * len(mine))
-        split["test"] += [mine[i] for i in sorted(order[:count])]
-        split["train"] += [mine[i] for i in sorted(order[count:])]
+    for item in files:
+        split["test" if test_share(item[0], path) < test_fraction else "train"].append(item)
     if not split["test"]:
         raise DataError(
             f"`test_fraction` ({test_fraction}) leaves no test images in {path}: raise it, "
             "or give train/ and test/ folders"
+        )
+    trained = {label for _, label in split["train"]}
+    for label in sorted({label for _, label in files} - trained):
+        folder = next(path / f.relative_to(path).parts[0] for f, lab in files if lab == label)
+        raise DataError(
+            f"every image of class folder {folder} fell in the test split (`test_fraction` "
+            f"{test_fraction}): add images to it, or give train/ and test/ folders"
         )
     return split
 
