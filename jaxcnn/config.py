@@ -205,6 +205,15 @@ def full_batches(config: ml_collections.ConfigDict, num_train: int) -> int:
     return num_train // config.batch_size
 
 
+def with_absolute_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy of `config` with its data paths absolute: saved, it means the same from any folder."""
+    config = ml_collections.ConfigDict(config.to_dict())
+    for key in ("data_dir", "tfds_dir"):
+        if config[key]:
+            config[key] = str(Path(config[key]).expanduser().resolve())
+    return config
+
+
 def load(path: str | Path) -> ml_collections.ConfigDict:
     """Runs `get_config()` from a config file, as train.py's `--config` does.
 

@@ -8,6 +8,7 @@ exception that `train.py` reports in one line with its exit status.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import threading
@@ -31,6 +32,31 @@ class Diverged(Exception):
     """The loss became non-finite or passed `max_loss`; the message names the epoch and step."""
 
     exit_code = EXIT_DIVERGED
+
+    @classmethod
+    def at(
+        cls,
+        epoch: int,
+        step: int,
+        loss: float,
+        limit: float,
+        kept: int | None,
+        failed_save: Exception | None,
+    ) -> Diverged:
+        """The error for `loss` at `step`, with `kept` the newest checkpoint whose save has
+        finished (if any) and `failed_save` the error of one that could not be written."""
+        where = (
+            f"The checkpoint of step {kept} is intact: rerun with a lower "
+            "--config.learning_rate to resume from it"
+            if kept is not None
+            else "Rerun with a lower --config.learning_rate"
+        )
+        return cls(
+            f"training diverged at epoch {epoch}, step {step}: the loss is {loss}"
+            + (f" (above max_loss {limit})" if math.isfinite(loss) else "")
+            + f"; nothing of it was saved. {where}"
+            + (f" ({failed_save})" if failed_save else "")
+        )
 
 
 class StopRequests:

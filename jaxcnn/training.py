@@ -26,6 +26,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
+from jaxcnn import config as config_lib
 from jaxcnn import data, parallel
 from jaxcnn import workdir as workdir_lib
 from jaxcnn.checkpoint import Checkpoints
@@ -197,7 +198,9 @@ class Run:
         if self.lead:
             # Only now that the checkpoints fit: what predict.py reads stays as it was otherwise.
             self.info.save(self.workdir)
-            (self.workdir / "config.json").write_text(absolute_paths(self.config).to_json(indent=2))
+            (self.workdir / "config.json").write_text(
+                config_lib.with_absolute_paths(self.config).to_json(indent=2)
+            )
         last = None
         for epoch in range(position.epochs + 1, self.config.num_epochs + 1):
             state, position = self.run_epoch(state, position, epoch, stops)
@@ -385,25 +388,14 @@ class Run:
             for loss, accuracy in zip(losses.tolist(), accuracies.tolist()):
                 worst = np.max(loss) if np.all(np.isfinite(loss)) else np.nan
                 if not np.isfinite(worst) or (limit and worst > limit):
-                    loss = worst
                     step = (epoch - 1) * self.steps_per_epoch + len(position.losses) + 1
                     try:  # a checkpoint is called intact once it is written
                         self.checkpoints.wait()
-                        failed = ""
+                        failed = None
                     except SaveError as e:
-                        failed = f" ({e})"
-                    kept = self.checkpoints.finished()
-                    raise Diverged(
-                        f"training diverged at epoch {epoch}, step {step}: the loss is {loss}"
-                        + (f" (above max_loss {limit})" if np.isfinite(loss) else "")
-                        + "; nothing of it was saved. "
-                        + (
-                            f"The checkpoint of step {kept} is intact: rerun with a lower "
-                            "--config.learning_rate to resume from it"
-                            if kept is not None
-                            else "Rerun with a lower --config.learning_rate"
-                        )
-                        + failed
+                        failed = e
+                    raise Diverged.at(
+                        epoch, step, worst, limit, self.checkpoints.finished(), failed
                     )
                 position.losses.append(loss)
                 position.accuracies.append(accuracy)

@@ -248,9 +248,14 @@ def test_a_second_training_on_a_workdir_in_use_is_refused_and_sigkill_leaves_no_
     assert second[0] == 1
     [line] = [x for x in second[2].splitlines() if not x.startswith(("W1", "I1"))]
     assert f"is in use by a training in process {first.pid}" in line
-    first.kill()  # SIGKILL: nothing to clean up after
-    first.communicate()
-    code, out, err = finish(train_py(dataset, workdir))
+    code, out, err = finish(first)  # the first finishes, untouched
+    assert code == 0, err
+    assert [r["epoch"] for r in read_metrics(workdir / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+    killed = train_py(dataset, tmp_path / "killed")
+    wait_for_checkpoint(tmp_path / "killed")
+    killed.kill()  # SIGKILL: no chance to clean up, and nothing to clean up after
+    killed.communicate()
+    code, out, err = finish(train_py(dataset, tmp_path / "killed"))
     assert code == 0, err
     assert "Resuming from epoch" in out
 
