@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.top_k < 1:
         parser.error("--top_k must be >= 1")
     logging.set_verbosity(logging.ERROR)
-    malloc.retain_freed_memory()
+    malloc.retain_freed_memory_on_cpu()
     unreadable = []
 
     def report(error: Exception) -> None:

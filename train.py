@@ -103,7 +103,6 @@ def unknown_key(path: str, argv: list[str]) -> str | None:
 
 def main(argv: list[str]) -> None:
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
-    malloc.retain_freed_memory()
     if len(argv) > 1:
         fail(f"unexpected arguments {argv[1:]}")
     config = FLAGS.config
@@ -122,24 +121,27 @@ def main(argv: list[str]) -> None:
         jax.distributed.initialize(
             FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id, local_device_ids=local
         )
+    malloc.retain_freed_memory_on_cpu()
+    code = 0
     try:
         training.train_and_evaluate(config, FLAGS.workdir, started=STARTED)
     except JaxcnnError as e:
-        fail(str(e))
+        print(f"train.py: {e}", file=sys.stderr)
+        code = 1
     except (Stopped, Diverged) as e:
         print(f"train.py: {e}", file=sys.stderr)
-        sys.exit(e.exit_code)
+        code = e.exit_code
     except KeyboardInterrupt:  # before the loop takes Ctrl-C over: nothing to save yet
         print("train.py: interrupted before training started; nothing was saved", file=sys.stderr)
-        sys.exit(EXIT_SIGINT)
-    if not FLAGS.distributed:
-        # Everything is written and synced (checkpoints waited for, metrics replaced
-        # atomically): skip tearing down JAX's runtime and orbax's threads, which
-        # takes the better part of a second. A job of several processes shuts
-        # down JAX's distributed runtime as usual.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        code = EXIT_SIGINT
+    if FLAGS.distributed:
+        sys.exit(code)  # a job of several processes shuts JAX's distributed runtime down
+    # Everything is written and synced (checkpoints waited for, metrics replaced atomically),
+    # failed or not: skip tearing down JAX's runtime and orbax's threads, which takes the
+    # better part of a second and, after a failed save, prints their tracebacks.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

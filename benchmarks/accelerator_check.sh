@@ -1,60 +1,123 @@
 #!/usr/bin/env bash
-# The accelerator check: jaxcnn's tests, a short training run and the benchmarks on one GPU (or
-# TPU), with no network, in under 8 minutes. Run it from the repository's root on a machine with
-# JAX for the accelerator already installed:
+# The accelerator check: jaxcnn's tests and its figures on one GPU or TPU, with no network, in
+# under 8 minutes. From the repository's root, on a machine with JAX for the accelerator:
 #
-#     bash benchmarks/accelerator_check.sh            # or PY=/path/to/python bash ...
+#     OUT=DIR [WHEELHOUSE=DIR] [JAXCNN_DATA_DIR=DIR] [PY=python] bash benchmarks/accelerator_check.sh
 #
-# It writes JSON and Markdown under benchmarks/results/<device kind>/ and prints one line per
-# part. Data: Debian's Fashion-MNIST if it is there, else $JAXCNN_DATA_DIR (IDX files, an .npz or
-# image folders), else a synthetic dataset it writes. JAXCNN_CHECK_PLATFORM=cpu runs it on the
-# CPU, to try the script itself.
+# - OUT: where everything goes (default: a new temporary folder, printed): summary.json and
+#   summary.md, rewritten after every step (a killed check still reports what it finished), and
+#   check.log, every step's output. Never benchmarks/results/.
+# - WHEELHOUSE: wheels of what the machine lacks (ml_collections), made on any machine with
+#   `bash benchmarks/make_wheelhouse.sh DIR` (benchmarks/README.md); installed with no network.
+# - JAXCNN_DATA_DIR: Fashion-MNIST's IDX files (default: Debian's, else a synthetic dataset).
+# - JAXCNN_CHECK_PLATFORM: cuda, rocm, tpu or cpu (default: the first of cuda and tpu that
+#   answers, else cpu: the dry run CI makes of this script).
+#
+# Steps, each with a hard timeout, all within a deadline of 470 s: the tests (one process,
+# no preallocation), LeNet img/s at batch 128 and at a large batch, a whole configs/lenet.py run
+# (time to 91%), ResNet img/s, bfloat16 beside float32, and bench conv if time is left.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-py=${PY:-python}
-platform=${JAXCNN_CHECK_PLATFORM:-}
-export JAXCNN_TEST_PLATFORM=${platform:-$($py -c "import jax; print(jax.default_backend())")}
-kind=$(JAX_PLATFORMS=$JAXCNN_TEST_PLATFORM $py -c "import jax; print(jax.devices()[0].device_kind)" | tr -c 'A-Za-z0-9._\n-' '_')
-out=benchmarks/results/$kind
+root=$PWD
+py=${PY:-python3}
+start=$(date +%s)
+deadline=$((start + 470))
+out=${OUT:-$(mktemp -d /tmp/jaxcnn-check.XXXX)}
 mkdir -p "$out"
-work=$(mktemp -d /tmp/jaxcnn-accel.XXXX)
-echo "accelerator check on $kind ($JAXCNN_TEST_PLATFORM), results in $out"
+out=$(cd "$out" && pwd)
+work=$(mktemp -d /tmp/jaxcnn-check-work.XXXX)
+trap 'rm -rf "$work"' EXIT
+: > "$out/steps.tsv"
+: > "$out/check.log"
+log() { echo "$*" | tee -a "$out/check.log"; }
 
-data_dir=/usr/share/datasets/fashion-mnist
-[[ -d $data_dir ]] || data_dir=${JAXCNN_DATA_DIR:-}
-if [[ -z $data_dir ]]; then
+# What the machine lacks, from the wheelhouse; jaxcnn itself from this checkout.
+if ! $py -c "import ml_collections" 2>/dev/null; then
+  if [[ -z ${WHEELHOUSE:-} ]]; then
+    log "ml_collections is missing: make a wheelhouse (bash benchmarks/make_wheelhouse.sh DIR) and set WHEELHOUSE=DIR"
+    exit 2
+  fi
+  $py -m pip install -q --no-index --no-deps --no-compile --target "$work/site" "$WHEELHOUSE"/*.whl >> "$out/check.log" 2>&1 \
+    || { log "could not install the wheels in $WHEELHOUSE"; exit 2; }
+  export PYTHONPATH=$work/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+export PYTHONPATH=$root${PYTHONPATH:+:$PYTHONPATH}
+
+# The platform, asked for by name: JAX_PLATFORMS=gpu would also ask for rocm and oneapi.
+platform=${JAXCNN_CHECK_PLATFORM:-}
+if [[ -z $platform ]]; then
+  for candidate in cuda tpu; do
+    if JAX_PLATFORMS=$candidate timeout 60 $py -c "import jax; jax.devices()" > /dev/null 2>&1; then
+      platform=$candidate
+      break
+    fi
+  done
+  platform=${platform:-cpu}
+fi
+export JAX_PLATFORMS=$platform JAXCNN_TEST_PLATFORM=$platform XLA_PYTHON_CLIENT_PREALLOCATE=false
+$py - "$out/machine.json" "$platform" <<'PY' || { log "JAX cannot start on $platform"; exit 2; }
+import json, platform, subprocess, sys, time
+import jax
+commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+device = jax.devices()[0]
+json.dump({
+    "platform": sys.argv[2], "device_kind": device.device_kind, "devices": jax.device_count(),
+    "jax": jax.__version__, "python": platform.python_version(), "commit": commit or "?",
+    "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "host": platform.node(),
+}, open(sys.argv[1], "w"), indent=2)
+PY
+summarize() { $py benchmarks/check_summary.py "$out" "$work"; }
+summarize
+log "accelerator check on $(grep -o '"device_kind": "[^"]*"' "$out/machine.json" | cut -d'"' -f4) ($platform); results in $out"
+
+# step NAME SECONDS COMMAND...: runs it with a timeout cut to the deadline, logs its output,
+# records its status and rewrites the summary.
+step() {
+  local name=$1 limit=$2
+  shift 2
+  local left=$((deadline - $(date +%s)))
+  if ((left < 15)); then
+    printf '%s\t%s\t%s\n' "$name" "skipped: no time left" 0 >> "$out/steps.tsv"
+    log "$name: skipped, no time left"
+    summarize
+    return
+  fi
+  ((limit > left)) && limit=$left
+  local t0=$(date +%s)
+  echo "== $name (at most $limit s): $*" >> "$out/check.log"
+  timeout -k 5 "$limit" "$@" > "$work/$name.txt" 2>&1
+  local code=$?
+  cat "$work/$name.txt" >> "$out/check.log"
+  printf '%s\t%s\t%s\n' "$name" "$code" $(($(date +%s) - t0)) >> "$out/steps.tsv"
+  summarize
+  log "$name: exit $code in $(($(date +%s) - t0)) s"
+}
+
+data_dir=${JAXCNN_DATA_DIR:-/usr/share/datasets/fashion-mnist}
+if [[ ! -d $data_dir ]]; then
   data_dir=$work/synthetic
   $py -c "import sys; sys.path.insert(0, 'tests'); import synthetic, pathlib; synthetic.write_dataset(pathlib.Path('$data_dir'), 6000, 1000)"
+  log "no Fashion-MNIST: a synthetic dataset, so time to 91% says little"
 fi
-data="--config.data_dir=$data_dir --config.tfds_dir=$work/tfds --config.compile_cache_dir=$work/xla"
-
-# 1. The layer and training tests on the accelerator: at float32 matmul precision (they hold
-#    there), then at the default (TF32 on NVIDIA GPUs), to see how far that moves results.
-tests="tests/test_conv.py tests/test_fused.py tests/test_pool.py tests/test_norm.py tests/test_layers.py tests/test_auto.py tests/test_augment.py"
-one_device="not two_devices and not data_parallel and not two_processes and not explicit_sharding and not one_and_two_devices and not split_over_devices"
-for precision in float32 default; do
-  env_precision=$([[ $precision == float32 ]] && echo "JAX_DEFAULT_MATMUL_PRECISION=float32" || echo "")
-  env $env_precision timeout 240 $py -m pytest -q -p no:cacheprovider $tests tests/test_training.py -k "$one_device" \
-    > "$out/tests_$precision.txt" 2>&1
-  echo "tests at $precision precision: $(tail -n 1 "$out/tests_$precision.txt")"
-done
-
-# 2. Short training runs of the default config, its convolutions through `auto` and through `lax`.
-for impl in auto lax; do
-  timeout 120 $py train.py --config configs/lenet.py --workdir "$work/run_$impl" $data \
-    --config.num_epochs=3 --config.model.conv_impl=$impl > "$out/train_$impl.txt" 2>&1
-  echo "train.py, conv_impl=$impl: $(grep '^epoch' "$out/train_$impl.txt" | tail -n 1)"
-done
-cp "$work/run_auto/metrics.jsonl" "$out/train_auto_metrics.jsonl" 2>/dev/null
-
-# 3. The training benchmark at 1 and 12 steps per call, and a large batch; 4. the conv benchmark.
 sets="--set data_dir=$data_dir --set tfds_dir=$work/tfds --set compile_cache_dir=$work/xla"
-timeout 120 $py -m jaxcnn.bench train --configs configs/lenet.py configs/lenet_d2l.py $sets \
-  --steps-per-call 1 12 --steps 60 --out "$out" > "$out/bench_train.txt" 2>&1
-echo "bench train: $(grep -c '^| jax' "$out/train.md" 2>/dev/null) rows in $out/train.md"
-timeout 120 $py -m jaxcnn.bench train --configs configs/lenet.py $sets --batch-size 4096 \
-  --steps-per-call 12 --steps 60 --out "$out/batch4096" > "$out/bench_train_4096.txt" 2>&1
-echo "bench train, batch 4096: $(grep '^| jax' "$out/batch4096/train.md" 2>/dev/null | cut -d'|' -f7) img/s"
-timeout 150 $py -m jaxcnn.bench conv --out "$out" > "$out/bench_conv.txt" 2>&1
-echo "bench conv: $(grep -c '^| ' "$out/conv.md" 2>/dev/null) rows in $out/conv.md"
-rm -rf "$work"
+
+# The tests in one process. Off the CPU, the layer and training tests; the CPU's dry run takes a
+# few files, to try the step itself within the deadline.
+if [[ $platform == cpu ]]; then
+  tests="tests/test_layers.py tests/test_pool.py tests/test_norm.py"
+else
+  tests="tests/test_conv.py tests/test_fused.py tests/test_pool.py tests/test_norm.py tests/test_layers.py tests/test_auto.py tests/test_augment.py tests/test_models.py tests/test_precision.py tests/test_training.py"
+fi
+step tests 200 $py -m pytest -q -n 0 -p no:cacheprovider $tests
+
+bench="$py -m jaxcnn.bench train --steps 40 $sets"
+step lenet_128 60 $bench --configs configs/lenet.py --batch-size 128 --out "$work/lenet_128"
+large=$([[ $platform == cpu ]] && echo 1024 || echo 8192)
+step lenet_large 60 $bench --configs configs/lenet.py --batch-size "$large" --out "$work/lenet_large"
+step runs 120 $py -m jaxcnn.bench runs --configs configs/lenet.py --target 0.91 $sets --out "$work/runs"
+step resnet 90 $py -m jaxcnn.bench train --steps 20 $sets --configs configs/resnet.py --batch-size 128 --out "$work/resnet"
+ln -s "$work/lenet_128" "$work/lenet_float32"
+step lenet_bfloat16 60 $bench --configs configs/lenet.py --batch-size 128 --set compute_dtype=bfloat16 --out "$work/lenet_bfloat16"
+step conv 100 $py -m jaxcnn.bench conv --quick --out "$work/conv"
+log "done in $(($(date +%s) - start)) s: $out/summary.md"
+cat "$out/summary.md"

@@ -35,6 +35,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from jaxcnn import parallel
 from jaxcnn.errors import CheckpointError, SaveError
 
 DAMAGED_DIR = "checkpoints-damaged"  # beside the checkpoints, where damaged ones are set aside
@@ -204,12 +205,27 @@ class Checkpoints:
             reader, if none is intact.
         """
         damaged = []
-        for step in self.steps():
+        # Every process of a job tries the steps process 0 sees and takes the same outcome:
+        # a checkpoint one of them cannot use is set aside, or refused, for all.
+        for step in parallel.from_process_0(self.steps()):
+            restored, why, error = None, None, None
             try:
-                return self.restore(step, target, check_record)
+                restored = self.restore(step, target, check_record)
             except Damaged as e:
-                if self._set_aside(step, str(e)):
+                why = str(e)
+            except CheckpointError as e:
+                error = e
+            any_damaged, any_error = parallel.any_process(why is not None, error is not None)
+            if any_error:
+                raise error or CheckpointError(
+                    f"checkpoint {step} in {self.directory} cannot be used by another process "
+                    "of the job; its own message says why"
+                )
+            if any_damaged:
+                if self._set_aside(step, why or "another process of the job cannot read it"):
                     damaged.append(step)
+                continue
+            return restored
         if damaged and self.read_only:
             raise CheckpointError(
                 f"no intact checkpoint in {self.directory}: "
@@ -273,7 +289,7 @@ class Checkpoints:
         """Reports damaged checkpoint `step` and moves it aside (a reader leaves it). False if
         it has vanished meanwhile (removed by the training that owns it): not damage."""
         path = self.directory / str(step)
-        if not path.is_dir():
+        if not path.is_dir() and jax.process_count() == 1:
             return False
         if self.read_only:
             self.report(f"Checkpoint {path} is damaged: {why}; skipped, and left as it is")

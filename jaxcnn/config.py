@@ -69,6 +69,9 @@ def defaults() -> ml_collections.ConfigDict:
     config.max_loss = 0.0  # stop when a step's loss passes this (0: off); NaN or inf always stops
     # Checkpoints
     config.checkpoint_every_steps = 500  # and at every epoch's end; 0: at epochs' ends only
+    # Also when this many minutes have passed since the last save (0: off): a cadence that
+    # fits any device, where steps take microseconds or seconds.
+    config.checkpoint_every_minutes = 0.0
     config.keep_checkpoints = 3  # the newest this many are kept
     # Devices
     config.num_devices = 0  # data parallel over this many devices; 0 = all of the default backend's
@@ -129,6 +132,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "num_seeds": _positive_int(1),
     "max_loss": _number(lambda v: v >= 0, "a number >= 0 (0: off)"),
     "checkpoint_every_steps": (_positive_int(0)[0], "an int >= 0 (0: at epochs' ends only)"),
+    "checkpoint_every_minutes": _number(lambda v: v >= 0, "a number >= 0 (0: off)"),
     "keep_checkpoints": _positive_int(1),
     "compile_cache_dir": ((lambda v: isinstance(v, str)), "a path, or '' for none"),
     "compute_dtype": _one_of(COMPUTE_DTYPES),

@@ -28,6 +28,18 @@ M_MMAP_MAX = -4
 THREAD_HEAP_SIZE = 64 << 20  # glibc's HEAP_MAX_SIZE on 64-bit machines
 
 
+def retain_freed_memory_on_cpu() -> bool:
+    """`retain_freed_memory()` if JAX computes on the CPU (a GPU's or TPU's buffers are not
+    malloc's); starts JAX's backends, so call it after anything that must precede them.
+
+    Returns:
+      True if applied.
+    """
+    import jax
+
+    return jax.default_backend() == "cpu" and retain_freed_memory()
+
+
 def retain_freed_memory() -> bool:
     """Tells glibc's malloc to serve every block from its heaps and never trim or unmap them.
 

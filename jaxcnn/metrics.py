@@ -13,6 +13,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from jaxcnn.errors import WorkdirError
 
 METRICS_FILE = "metrics.jsonl"
@@ -47,6 +49,19 @@ def read_metrics(path: str | Path) -> list[dict]:
                 "that line; jaxcnn writes one object per epoch"
             )
     return rows
+
+
+def per_seed(seeds: int, metrics: dict) -> dict:
+    """Each metric as a float; with several `seeds`, their mean, and each seed's value and
+    their standard deviation beside it (`test_accuracy_seeds`, `test_accuracy_std`)."""
+    if seeds == 1:
+        return {key: float(value) for key, value in metrics.items()}
+    out: dict = {}
+    for key, value in metrics.items():
+        values = np.asarray(value, np.float64)
+        out |= {key: float(values.mean()), f"{key}_seeds": values.tolist()}
+        out[f"{key}_std"] = float(values.std())
+    return out
 
 
 def write_metrics(path: Path, rows: list[dict]) -> None:

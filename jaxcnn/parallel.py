@@ -154,3 +154,26 @@ def fetch(tree: Any) -> Any:
     no process can address every device.
     """
     return jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), tree)
+
+
+def any_process(*flags: bool) -> tuple[bool, ...]:
+    """Each flag, true if it is true in any process of the job: a decision every process takes
+    alike (stop, save, set a checkpoint aside), whatever each saw. One process: `flags`."""
+    if jax.process_count() == 1:
+        return tuple(bool(flag) for flag in flags)
+    from jax.experimental import multihost_utils
+
+    gathered = multihost_utils.process_allgather(np.asarray(flags, np.int32))
+    return tuple(bool(flag) for flag in np.asarray(gathered).reshape(-1, len(flags)).max(axis=0))
+
+
+def from_process_0(values: Sequence[int]) -> list[int]:
+    """Process 0's `values` in every process (at most 64 of them, each >= 0)."""
+    if jax.process_count() == 1:
+        return list(values)
+    from jax.experimental import multihost_utils
+
+    padded = np.full(64, -1, np.int64)
+    padded[: len(values)] = list(values)[:64]
+    shared = np.asarray(multihost_utils.broadcast_one_to_all(padded))
+    return [int(v) for v in shared if v >= 0]

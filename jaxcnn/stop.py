@@ -68,11 +68,16 @@ class StopRequests:
 
     def __init__(self) -> None:
         self.signal: int | None = None
+        self.elsewhere = False  # another process of the job was signalled
         self._previous: dict[int, object] = {}
 
     @property
     def requested(self) -> bool:
-        return self.signal is not None
+        return self.signal is not None or self.elsewhere
+
+    def join(self) -> None:
+        """Stops with the job: another of its processes was signalled."""
+        self.elsewhere = self.signal is None
 
     def __enter__(self) -> StopRequests:
         if threading.current_thread() is threading.main_thread():
@@ -94,4 +99,6 @@ class StopRequests:
         return EXIT_SIGINT if self.signal == signal.SIGINT else EXIT_SIGTERM
 
     def name(self) -> str:
-        return signal.Signals(self.signal).name if self.signal is not None else ""
+        if self.signal is None:
+            return "a signal to another process of the job" if self.elsewhere else ""
+        return signal.Signals(self.signal).name

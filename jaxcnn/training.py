@@ -30,10 +30,16 @@ from jaxcnn import config as config_lib
 from jaxcnn import data, parallel
 from jaxcnn import workdir as workdir_lib
 from jaxcnn.checkpoint import Checkpoints
-from jaxcnn.config import check, full_batches
 from jaxcnn.data import stream
 from jaxcnn.errors import ConfigError, JaxcnnError, SaveError
-from jaxcnn.metrics import CURVES_FILE, METRICS_FILE, append_metrics, plot_curves, reconcile
+from jaxcnn.metrics import (
+    CURVES_FILE,
+    METRICS_FILE,
+    append_metrics,
+    per_seed,
+    plot_curves,
+    reconcile,
+)
 from jaxcnn.phases import Phases
 from jaxcnn.position import Position, check_record, fingerprint
 from jaxcnn.stop import Diverged, Stopped, StopRequests
@@ -57,10 +63,9 @@ def train_and_evaluate(
 
     Writes `<workdir>/metrics.jsonl` (one JSON line per epoch), `checkpoints/`
     (orbax: the last `keep_checkpoints`), `config.json`, `data.json` and
-    `learning_curves.png`. Every config rule is checked before the data loads;
-    `config.json` and `data.json` are written once the checkpoints are found
-    to fit. `started`: when the run began, by `time.time()` (None: now), for
-    the start-up phase.
+    `learning_curves.png` (`config.json` and `data.json` once the checkpoints
+    fit); every config rule is checked before the data loads. `started`: the
+    run's start by `time.time()` (None: now), for the start-up phase.
 
     Returns:
       The last epoch's metrics (the restored model's test scores if nothing
@@ -78,7 +83,7 @@ def train_and_evaluate(
     start_time = time.perf_counter()
     phases = Phases(started)
     with phases("set-up"):
-        check(config)
+        config_lib.check(config)
         mesh = device_mesh(config)
         # Across hosts, process 0 holds the workdir for the job.
         claim = workdir_lib.claim(workdir) if jax.process_index() == 0 else None
@@ -88,7 +93,7 @@ def train_and_evaluate(
             options = compiler_options(config, mesh)
         with phases("data"):
             train, test, info = data.load(config)
-        steps_per_epoch = full_batches(config, train.images.shape[0])
+        steps_per_epoch = config_lib.full_batches(config, train.images.shape[0])
         with phases("set-up"):
             trainer, state = create_trainer(config, info, steps_per_epoch, mesh, options)
             run = Run(
@@ -105,15 +110,6 @@ def train_and_evaluate(
     finally:
         if claim is not None:
             claim.release()
-
-
-def absolute_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """`config` with its data paths absolute: `config.json` means the same from any folder."""
-    config = ml_collections.ConfigDict(config.to_dict())
-    for key in ("data_dir", "tfds_dir"):
-        if config[key]:
-            config[key] = str(Path(config[key]).expanduser().resolve())
-    return config
 
 
 class Run:
@@ -162,6 +158,7 @@ class Run:
         # too: over several CPU devices, steps run one at a time or may deadlock.
         self.one_at_a_time = trainer.mesh.size > 1 and jax.default_backend() == "cpu"
         self.metrics_path = workdir / METRICS_FILE
+        self.last_save = time.monotonic()  # for `checkpoint_every_minutes`
         self.checkpoints = Checkpoints(
             workdir / CHECKPOINT_DIR, config.keep_checkpoints, self.report
         )
@@ -276,7 +273,7 @@ class Run:
             disable=not (self.lead and sys.stderr.isatty()),
             leave=False,
         )
-        every = config.checkpoint_every_steps
+        saving = 0.0  # seconds of this epoch's mid-epoch saves, not training
         fed = self.streamed(order, position.epoch_steps) if self.streams else None
         with self.phases("train"):
             for first in range(position.epoch_steps, self.steps_per_epoch, chunk):
@@ -298,16 +295,18 @@ class Run:
                 bar.update(chunk)
                 done = first + chunk
                 step = (epoch - 1) * self.steps_per_epoch + done
-                due = every and step // every > (step - chunk) // every
-                if (due or stops.requested) and done < self.steps_per_epoch:
+                due, stop = self.due(step, chunk, stops)
+                if due and done < self.steps_per_epoch:
                     self.read_back(pending, position, epoch)
                     pending.clear()
                     position.epoch_steps, position.seconds = done, time.perf_counter() - start
+                    saved = time.perf_counter()
                     with self.phases("saving"):
                         self.save(state, position)
-                        if stops.requested:
+                        if stop:
                             self.checkpoints.wait()
-                    if stops.requested:
+                    saving += time.perf_counter() - saved
+                    if stop:
                         raise Stopped(
                             f"stopped by {stops.name()} at epoch {epoch}, step {step}; its "
                             "checkpoint is saved: rerun the same command to resume from it",
@@ -321,15 +320,16 @@ class Run:
         line = {
             "epoch": epoch,
             "step": self.step(state),
-            **self.per_seed(
+            **per_seed(
+                self.trainer.seeds,
                 {
                     "train_loss": np.mean(np.asarray(position.losses, np.float32), axis=0),
                     "train_accuracy": np.mean(np.asarray(position.accuracies, np.float32), axis=0),
-                }
+                },
             ),
             **scores,
             "epoch_time_s": seconds,
-            "images_per_s": self.steps_per_epoch * config.batch_size / seconds,
+            "images_per_s": self.steps_per_epoch * config.batch_size / (seconds - saving),
             "elapsed_s": time.perf_counter() - self.start_time,
             "phases_s": self.phases.as_dict(),  # so far
             "first_step_s": self.phases.first_step_s,  # this process's, from its start
@@ -354,7 +354,8 @@ class Run:
             f"{line['test_accuracy']:.4f}  {line['images_per_s']:,.0f} img/s  "
             f"{line['elapsed_s']:.1f} s"
         )
-        if stops.requested:
+        if parallel.any_process(stops.requested)[0]:
+            stops.join()
             raise Stopped(
                 f"stopped by {stops.name()} at the end of epoch {epoch}; its checkpoint is "
                 "saved: rerun the same command to resume from it",
@@ -400,9 +401,22 @@ class Run:
                 position.losses.append(loss)
                 position.accuracies.append(accuracy)
 
+    def due(self, step: int, chunk: int, stops: StopRequests) -> tuple[bool, bool]:
+        """Whether to save a checkpoint after `step` (`chunk` steps after the last call's) and
+        whether to stop there: on `checkpoint_every_steps`, `checkpoint_every_minutes` or a
+        signal. Every process of a job decides alike: one signalled stops them all."""
+        every, minutes = self.config.checkpoint_every_steps, self.config.checkpoint_every_minutes
+        by_steps = bool(every) and step // every > (step - chunk) // every
+        by_time = bool(minutes) and time.monotonic() - self.last_save >= 60 * minutes
+        save, stop = parallel.any_process(by_steps or by_time, stops.requested)
+        if stop:
+            stops.join()
+        return save or stop, stop
+
     def save(self, state: TrainState, position: Position) -> None:
         record = position.record(self.steps_per_epoch, self.made_by)
         self.checkpoints.save(self.step(state), state, record)
+        self.last_save = time.monotonic()
 
     def test(self, state: TrainState) -> dict:
         """Test loss and accuracy, every test example counted once."""
@@ -421,24 +435,13 @@ class Run:
                 scored.append(evaluate(*batch, *self.trainer.shard_batches((local, mask[None]))))
         # Summed over the calls; with several seeds, one sum per seed.
         sums = jax.tree.map(lambda *s: np.sum(s, axis=0), *parallel.fetch(scored))
-        return self.per_seed(
+        return per_seed(
+            self.trainer.seeds,
             {
                 "test_loss": sums["loss"] / sums["count"],
                 "test_accuracy": sums["correct"] / sums["count"],
-            }
+            },
         )
-
-    def per_seed(self, metrics: dict[str, np.ndarray]) -> dict:
-        """Each metric as a float; with several seeds, their mean, and each seed's value and
-        their standard deviation beside it (`test_accuracy_seeds`, `test_accuracy_std`)."""
-        if self.trainer.seeds == 1:
-            return {key: float(value) for key, value in metrics.items()}
-        out: dict = {}
-        for key, value in metrics.items():
-            values = np.asarray(value, np.float64)
-            out |= {key: float(values.mean()), f"{key}_seeds": values.tolist()}
-            out[f"{key}_std"] = float(values.std())
-        return out
 
     @staticmethod
     def step(state: TrainState) -> int:

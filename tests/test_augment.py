@@ -3,6 +3,7 @@
 import jax
 import numpy as np
 import pytest
+from backends import two_devices
 
 from jaxcnn import parallel
 from jaxcnn.augment import augment, parse
@@ -98,6 +99,7 @@ def test_same_key_same_draws_other_key_other_draws():
     assert not np.array_equal(a, c)
 
 
+@two_devices
 def test_draws_do_not_depend_on_how_the_batch_is_split_over_devices():
     x = images(n=8)
     one = augment(jax.random.key(6), x, "reflect_crop,flip,cutout")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import reference
 import synthetic
+from backends import cpu_only
 
 from jaxcnn import xla
 from jaxcnn.bench import cli, conv, machine, peers, summary, timing, training
@@ -259,6 +260,7 @@ def test_cpu_model_names_the_processor_or_falls_back(tmp_path):
     assert machine.cpu_model(cpuinfo) == fallback
 
 
+@cpu_only
 def test_device_name_says_cpu_model_cores_and_xla_devices():
     name = machine.device_name()
     assert name.startswith(f"cpu ({machine.cpu_model()}, ")

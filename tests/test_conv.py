@@ -5,6 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import reference
+from backends import cpu_only
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.test_util import check_grads
@@ -309,6 +310,7 @@ def test_auto_banded_non_finite_pixel_stays_in_its_rows(value):
     assert np.isfinite(expected[~window]).all()
 
 
+@cpu_only
 @pytest.mark.parametrize(
     "in_channels, groups, forward_conv, gradient_conv",
     [(1, 1, False, False), (4, 1, False, False), (5, 1, False, False), (17, 1, True, True)]

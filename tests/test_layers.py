@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from backends import cpu_only
 
 import jaxcnn
 from jaxcnn import layers as L
@@ -166,6 +167,7 @@ def test_summary_lists_branches_parameters_state_and_flops():
     assert rows["total"].split()[1:3] == ["62", "12"]
 
 
+@cpu_only
 @pytest.mark.parametrize("in_channels", [16, 17])
 @pytest.mark.parametrize("pooled", [L.conv2d_max_pool, L.conv2d_avg_pool])
 def test_summary_says_how_a_pooled_conv_runs(pooled, in_channels):

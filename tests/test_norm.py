@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from backends import two_devices
 from jax.test_util import check_grads
 
 import jaxcnn
@@ -102,6 +103,7 @@ def test_composes_with_vmap():
         np.testing.assert_allclose(mean, 0.1 * x.mean(0), rtol=1e-5, atol=1e-6)
 
 
+@two_devices
 def test_one_and_two_devices_give_the_global_batch_statistics():
     # The batch sharded over 2 devices inside jit, as train.py runs: no axis name.
     assert jax.device_count() >= 2

@@ -2,6 +2,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from backends import cpu_only, two_devices
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from jaxcnn import models, parallel
@@ -19,11 +20,13 @@ def test_put_replicates_and_splits_over_the_mesh():
     np.testing.assert_array_equal(parallel.fetch(whole), x)
 
 
+@cpu_only
 def test_data_mesh_defaults_to_all_devices():
     assert parallel.data_mesh().size == jax.device_count() == 2
     assert parallel.data_mesh(1).devices.tolist() == [jax.devices()[0]]
 
 
+@cpu_only
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="`num_devices` must be an int from 0"):
         parallel.data_mesh(3)
@@ -36,6 +39,7 @@ def test_bad_arguments_are_named():
         parallel.use_cpu_devices(4)  # the tests' backend is already running
 
 
+@two_devices
 @pytest.mark.skipif(
     tuple(map(int, jax.__version__.split(".")[:2])) < (0, 10),
     reason="before JAX 0.10, explicit sharding cannot type dense layers' gradients",

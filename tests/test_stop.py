@@ -1,7 +1,9 @@
 """Stopping: SIGTERM, Ctrl-C and SIGKILL at random points, then resuming; divergence."""
 
 import random
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -10,6 +12,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import pytest
+from backends import cpu_only
 from synthetic import config_flags, small_config
 
 from jaxcnn import stop, training
@@ -181,3 +184,46 @@ def test_divergence_from_the_command_line_is_one_line_and_exit_3(dataset, tmp_pa
     assert code == stop.EXIT_DIVERGED
     [line] = err.strip().splitlines()
     assert line.startswith("train.py: training diverged at epoch ") and ", step " in line
+
+
+def job(dataset, workdir: Path) -> list[subprocess.Popen]:
+    """`train.py --distributed` as two local processes of one CPU device each."""
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    flags = config_flags(dataset, num_epochs=EPOCHS, **OFTEN)
+    return [
+        subprocess.Popen(
+            [sys.executable, "train.py", "--config", "configs/lenet.py", "--workdir", str(workdir)]
+            + [*flags, "--distributed", f"--process_id={i}", "--num_processes=2"]
+            + [f"--coordinator_address=localhost:{port}"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+
+
+@cpu_only  # processes of CPU devices, gloo collectives
+def test_sigterm_to_one_process_of_a_job_stops_all_at_one_step_and_all_resume(dataset, tmp_path):
+    workdir = tmp_path / "run"
+    workers = job(dataset, workdir)
+    wait_for_checkpoint(workdir, after_step=24)
+    workers[1].send_signal(signal.SIGTERM)  # process 1 alone
+    results = [finish(worker) for worker in workers]
+    assert [code for code, _, _ in results] == [stop.EXIT_SIGTERM] * 2, results[0][2][-1500:]
+    lines = [err.strip().splitlines()[-1] for _, _, err in results]
+    assert "stopped by a signal to another process of the job" in lines[0]
+    assert "stopped by SIGTERM" in lines[1]
+    where = [
+        re.search(r" at (epoch \d+, step \d+|the end of epoch \d+)", line)[1] for line in lines
+    ]
+    assert where[0] == where[1]  # the same step in both
+    results = [finish(worker) for worker in job(dataset, workdir)]
+    assert [code for code, _, _ in results] == [0, 0], results[0][2][-1500:]
+    assert "Resuming from epoch" in results[0][1]
+    assert [r["epoch"] for r in read_metrics(workdir / "metrics.jsonl")] == list(
+        range(1, EPOCHS + 1)
+    )

@@ -8,6 +8,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from backends import cpu_only, two_devices
 from synthetic import small_config
 
 from jaxcnn import data, training
@@ -132,6 +133,7 @@ def test_workdir_that_is_a_file(dataset, tmp_path):
     assert (tmp_path / "runs").read_text() == "notes"
 
 
+@cpu_only
 def test_cpu_compiler_options(dataset, capsys):
     config = small_config(dataset)
     mesh = trainer_lib.device_mesh(config)
@@ -224,6 +226,7 @@ def test_train_loss_is_plain_cross_entropy(dataset):
     np.testing.assert_allclose(metrics["loss"][0], expected, rtol=1e-5)
 
 
+@two_devices
 def test_data_parallel_steps_match_one_device(dataset):
     config = small_config(
         dataset, augment="shift_flip"
@@ -257,6 +260,7 @@ def test_data_parallel_steps_match_one_device(dataset):
     )
 
 
+@two_devices
 def test_trains_on_two_devices_like_on_one(dataset, tmp_path):
     final = {
         devices: training.train_and_evaluate(
@@ -268,6 +272,7 @@ def test_trains_on_two_devices_like_on_one(dataset, tmp_path):
         np.testing.assert_allclose(final[1][key], final[2][key], rtol=1e-4)
 
 
+@cpu_only
 @pytest.mark.parametrize(
     "override, match",
     [
@@ -283,16 +288,18 @@ def test_bad_device_config(dataset, tmp_path, override, match):
         training.train_and_evaluate(small_config(dataset, **override), tmp_path)
 
 
+@cpu_only  # processes of CPU devices, gloo collectives
 def test_two_processes_train_like_one(dataset, tmp_path):
-    """`train.py --distributed` as two local processes (one CPU device each, gloo collectives)."""
-    source, tfds_dir = dataset
-    data.load(small_config(dataset))  # prepared once, before two processes read it
+    """`train.py --distributed` as two local processes of two CPU devices each (gloo
+    collectives) against one process of four; the workers prepare the data themselves: one
+    prepares, the other waits for it."""
+    source, _ = dataset
     flags = [
         "--config.dataset=synthetic",
         f"--config.data_dir={source}",
-        f"--config.tfds_dir={tfds_dir}",
+        f"--config.tfds_dir={tmp_path / 'tfds'}",  # not prepared yet
         "--config.batch_size=32",
-        "--config.eval_batch_size=50",
+        "--config.eval_batch_size=40",
         "--config.num_epochs=1",
         f"--config.compile_cache_dir={os.environ['JAXCNN_TEST_COMPILE_CACHE']}",
     ]
@@ -302,8 +309,8 @@ def test_two_processes_train_like_one(dataset, tmp_path):
     workers = [
         subprocess.Popen(
             [sys.executable, "train.py", "--config", "configs/lenet.py", *flags]
-            + ["--workdir", str(tmp_path / "two"), "--distributed", f"--process_id={i}"]
-            + [f"--coordinator_address=localhost:{port}", "--num_processes=2"],
+            + ["--config.cpu_devices=2", "--workdir", str(tmp_path / "two"), "--distributed"]
+            + [f"--process_id={i}", f"--coordinator_address=localhost:{port}", "--num_processes=2"],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -314,7 +321,10 @@ def test_two_processes_train_like_one(dataset, tmp_path):
     outputs = [worker.communicate(timeout=300) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs[0][1][-2000:]
     assert "epoch   1" in outputs[0][0] and "epoch" not in outputs[1][0]  # process 0 reports
-    assert run_cli("--workdir", str(tmp_path / "one"), *flags).returncode == 0
+    assert "on 4 cpu device(s)" in outputs[0][0]
+    assert sum("Preparing " in err for _, err in outputs) == 1  # one prepared, one waited
+    one = run_cli("--workdir", str(tmp_path / "one"), "--config.cpu_devices=4", *flags)
+    assert one.returncode == 0 and "on 4 cpu device(s)" in one.stdout
     [two] = read_metrics(tmp_path / "two" / "metrics.jsonl")
     [one] = read_metrics(tmp_path / "one" / "metrics.jsonl")
     for key in ("train_loss", "test_loss", "test_accuracy"):
