@@ -10,6 +10,7 @@
 # - WHEELHOUSE: wheels of what the machine lacks (ml_collections), made on any machine with
 #   `bash benchmarks/make_wheelhouse.sh DIR` (benchmarks/README.md); installed with no network.
 # - JAXCNN_DATA_DIR: Fashion-MNIST's IDX files (default: Debian's, else a synthetic dataset).
+# - PY: the Python with JAX (default: .venv/bin/python if the README's set-up made it, else python3).
 # - JAXCNN_CHECK_PLATFORM: cuda, rocm, tpu or cpu (default: the first of cuda and tpu that
 #   answers, else cpu: the dry run CI makes of this script).
 #
@@ -19,7 +20,8 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-py=${PY:-python3}
+py=${PY:-}
+[[ -n $py ]] || { [[ -x .venv/bin/python ]] && py=.venv/bin/python || py=python3; }  # the README's set-up
 start=$(date +%s)
 deadline=$((start + 470))
 out=${OUT:-$(mktemp -d /tmp/jaxcnn-check.XXXX)}

@@ -57,6 +57,18 @@ def digest(tree: Any) -> str:
     return h.hexdigest()
 
 
+def host_copy(tree: Any) -> Any:
+    """`tree` with every array copied to this host's memory: its own replica of a replicated
+    state (orbax writes host arrays from process 0 alone). A copy, not a view: the training
+    step donates the device buffers."""
+    return jax.tree.map(
+        lambda leaf: np.array(
+            leaf.addressable_data(0) if isinstance(leaf, jax.Array) else leaf, copy=True
+        ),
+        tree,
+    )
+
+
 def shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
     """`{"params.conv1.kernel": (shape, dtype), ...}` of a state or of orbax's metadata of one."""
     flat, _ = jax.tree_util.tree_flatten_with_path(tree)
@@ -144,13 +156,18 @@ class Checkpoints:
             the message names the step that failed.
         """
         self.wait()
-        record = {**record, "digest": digest(state)}
+        host = host_copy(state)  # orbax writes it as it is: one copy, digested here
+        record = {**record, "digest": digest(host)}
         args = ocp.args.Composite(
-            state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record)
+            state=ocp.args.StandardSave(host), record=ocp.args.JsonSave(record)
         )
         with self._writing(step):
             self.manager.save(step, args=args, force=True)
         self.pending = step
+
+    def saving(self) -> bool:
+        """Whether a save is still being written in the background; does not wait."""
+        return self.pending is not None and self.manager.is_saving_in_progress()
 
     def check(self) -> None:
         """Raises `SaveError` now if the save in the background has failed; does not wait."""

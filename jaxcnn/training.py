@@ -15,7 +15,6 @@ stops it within a call of steps, naming the save's step.
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from jaxcnn import workdir as workdir_lib
 from jaxcnn.checkpoint import Checkpoints
 from jaxcnn.data import stream
 from jaxcnn.errors import ConfigError, JaxcnnError, SaveError
+from jaxcnn.evaluation import Scorer
 from jaxcnn.metrics import (
     CURVES_FILE,
     METRICS_FILE,
@@ -144,14 +144,7 @@ class Run:
         self.train_split = train
         if not self.streams:
             self.images, self.labels = trainer.replicate(tuple(map(np.asarray, train)))
-        self.test_split = test
-        self.test_streams = test.images.nbytes > budget
-        eval_index, eval_mask = data.eval_batches(test.images.shape[0], config.eval_batch_size)
-        if self.test_streams:
-            self.eval_batches = (eval_index, eval_mask)
-        else:
-            self.test_images, self.test_labels = trainer.replicate(tuple(map(np.asarray, test)))
-            self.eval_index, self.eval_mask = trainer.shard_batches((eval_index, eval_mask))
+        self.score_test = Scorer(trainer, test, config.eval_batch_size, budget)
         self.chunk = chunk_size(steps_per_epoch, config.steps_per_call)
         self.lead = jax.process_index() == 0  # across hosts, one process reports and writes
         # XLA's CPU collectives block threads of the pool that queued steps need
@@ -159,6 +152,7 @@ class Run:
         self.one_at_a_time = trainer.mesh.size > 1 and jax.default_backend() == "cpu"
         self.metrics_path = workdir / METRICS_FILE
         self.last_save = time.monotonic()  # for `checkpoint_every_minutes`
+        self.owed: dict | None = None  # the epoch line whose checkpoint is being written
         self.checkpoints = Checkpoints(
             workdir / CHECKPOINT_DIR, config.keep_checkpoints, self.report
         )
@@ -177,6 +171,7 @@ class Run:
         """
         try:
             with self.phases("saving"):
+                self.write_owed(wait=True)  # the last epoch's line, whatever stopped the run
                 self.checkpoints.close()
         except SaveError as e:
             if error is None:
@@ -203,6 +198,7 @@ class Run:
             state, position = self.run_epoch(state, position, epoch, stops)
             last = position.line
         with self.phases("saving"):
+            self.write_owed(wait=True)
             self.checkpoints.wait()
         if last is None:  # nothing left to train: report the restored model
             last = {"epoch": position.epochs, "step": self.step(state), **self.test(state)}
@@ -286,6 +282,7 @@ class Run:
                         state, self.images, self.labels, index
                     )
                 self.phases.first_step()  # compiled and dispatched: the step runs now
+                self.write_owed(wait=False)
                 self.checkpoints.check()  # a save that failed stops training now
                 pending.append(metrics)
                 if self.one_at_a_time:
@@ -337,17 +334,9 @@ class Run:
         position = Position(epochs=epoch, line=line)
         with self.phases("saving"):
             self.save(state, position)
-            # The checkpoint first: a line without one would be trained again.
-            self.checkpoints.wait()
-        if self.lead:
-            try:
-                append_metrics(self.metrics_path, line)
-            except OSError as e:
-                raise SaveError(
-                    f"could not write {self.metrics_path} ({e.strerror or e}); it is as it was, "
-                    f"and epoch {epoch}'s line is saved with its checkpoint: rerun the same "
-                    "command to write it and go on"
-                ) from None
+        # Written once its checkpoint is (a line without one would be trained again): the
+        # devices train on meanwhile.
+        self.owed = line
         self.report(
             f"epoch {epoch:3d}  train loss {line['train_loss']:.4f} acc "
             f"{line['train_accuracy']:.4f}  test loss {line['test_loss']:.4f} acc "
@@ -356,6 +345,8 @@ class Run:
         )
         if parallel.any_process(stops.requested)[0]:
             stops.join()
+            with self.phases("saving"):
+                self.write_owed(wait=True)
             raise Stopped(
                 f"stopped by {stops.name()} at the end of epoch {epoch}; its checkpoint is "
                 "saved: rerun the same command to resume from it",
@@ -391,6 +382,7 @@ class Run:
                 if not np.isfinite(worst) or (limit and worst > limit):
                     step = (epoch - 1) * self.steps_per_epoch + len(position.losses) + 1
                     try:  # a checkpoint is called intact once it is written
+                        self.write_owed(wait=True)
                         self.checkpoints.wait()
                         failed = None
                     except SaveError as e:
@@ -413,34 +405,42 @@ class Run:
             stops.join()
         return save or stop, stop
 
+    def write_owed(self, wait: bool) -> None:
+        """Writes the metrics line of the last epoch's end once its checkpoint is written:
+        `wait`ing for it (every process of a job alike), or only if it is written by now.
+
+        Raises:
+          SaveError: if the checkpoint or the line could not be written.
+        """
+        if self.owed is None or not wait and self.checkpoints.saving():
+            return
+        if wait:
+            self.checkpoints.wait()
+        else:
+            self.checkpoints.check()
+        line, self.owed = self.owed, None
+        if self.lead:
+            try:
+                append_metrics(self.metrics_path, line)
+            except OSError as e:
+                raise SaveError(
+                    f"could not write {self.metrics_path} ({e.strerror or e}); it is as it was, "
+                    f"and epoch {line['epoch']}'s line is saved with its checkpoint: rerun the "
+                    "same command to write it and go on"
+                ) from None
+
     def save(self, state: TrainState, position: Position) -> None:
+        self.write_owed(wait=True)  # the save before this one is waited for anyway
         record = position.record(self.steps_per_epoch, self.made_by)
         self.checkpoints.save(self.step(state), state, record)
         self.last_save = time.monotonic()
 
     def test(self, state: TrainState) -> dict:
         """Test loss and accuracy, every test example counted once."""
-        params = self.trainer.eval_params(state)
-        evaluate = functools.partial(self.trainer.evaluate, params, state.model_state)
-        if not self.test_streams:
-            scored = [evaluate(self.test_images, self.test_labels, self.eval_index, self.eval_mask)]
-        else:  # one batch at a time, read from disk (every process reads it whole)
-            scored = []
-            images, labels = self.test_split
-            for index, mask in zip(*self.eval_batches):
-                batch = self.trainer.replicate(
-                    (np.asarray(images[index]), np.asarray(labels[index]))
-                )
-                local = np.arange(len(index))[None]
-                scored.append(evaluate(*batch, *self.trainer.shard_batches((local, mask[None]))))
-        # Summed over the calls; with several seeds, one sum per seed.
-        sums = jax.tree.map(lambda *s: np.sum(s, axis=0), *parallel.fetch(scored))
+        scores = self.score_test(state)
         return per_seed(
             self.trainer.seeds,
-            {
-                "test_loss": sums["loss"] / sums["count"],
-                "test_accuracy": sums["correct"] / sums["count"],
-            },
+            {"test_loss": scores["loss"], "test_accuracy": scores["accuracy"]},
         )
 
     @staticmethod
