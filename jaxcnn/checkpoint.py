@@ -43,6 +43,7 @@ TMP_MARKER = ".orbax-checkpoint-tmp"  # in the name of a save orbax has not fini
 # Errors that say the files could not be reached, not that they are bad.
 ACCESS_ERRNOS = {errno.EACCES, errno.EPERM, errno.EIO, errno.EROFS, errno.ENOSPC, errno.ESTALE}
 ACCESS_CODES = ("PERMISSION_DENIED", "UNAVAILABLE", "RESOURCE_EXHAUSTED")  # TensorStore's
+READ_ATTEMPTS = 5  # listings a reader tries while a training beside it removes old checkpoints
 
 
 def digest(tree: Any) -> str:
@@ -123,7 +124,9 @@ class Checkpoints:
         self.report = report
         self.read_only = read_only
         self.pending: int | None = None  # the step of the save in the background
+        self.failed = False  # a save could not be written
         self._silenced = OrbaxErrorLogs()  # failures are jaxcnn's one-line errors
+        _drop_closed_loop_reports()
         if not read_only:
             self._set_aside_unfinished_saves()
         options = (
@@ -131,15 +134,19 @@ class Checkpoints:
             if read_only
             else ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
         )
-        with _quiet():  # orbax logs each unreadable checkpoint it lists; restore_latest says it
-            self.manager = ocp.CheckpointManager(
-                self.directory,
-                options=options,
-                item_handlers={
-                    "state": ocp.StandardCheckpointHandler(),
-                    "record": ocp.JsonCheckpointHandler(),
-                },
-            )
+        handlers = {"state": ocp.StandardCheckpointHandler(), "record": ocp.JsonCheckpointHandler()}
+        # orbax lists the steps as it starts; beside a training, one may vanish meanwhile
+        # (the oldest, past `keep_checkpoints`): a reader lists them again.
+        for attempt in range(READ_ATTEMPTS):
+            try:
+                with _quiet():  # orbax logs each unreadable checkpoint; restore_latest says it
+                    self.manager = ocp.CheckpointManager(
+                        self.directory, options=options, item_handlers=handlers
+                    )
+                break
+            except FileNotFoundError:
+                if not read_only or attempt == READ_ATTEMPTS - 1:
+                    raise
 
     def steps(self) -> list[int]:
         """The finished checkpoints' steps, newest first."""
@@ -202,8 +209,11 @@ class Checkpoints:
         try:
             self.wait()
         finally:
-            with contextlib.suppress(Exception):  # only shuts orbax's threads down
-                self.manager.close()
+            # After a failed save, TensorStore's writes may still call back into orbax's event
+            # loop: closing it under them prints their tracebacks. It ends with the process.
+            if not self.failed:
+                with contextlib.suppress(Exception):  # only shuts orbax's threads down
+                    self.manager.close()
             self._silenced.close()
 
     def restore_latest(
@@ -338,7 +348,7 @@ class Checkpoints:
         try:
             yield
         except Exception as e:
-            self.pending = None
+            self.pending, self.failed = None, True
             kept = [s for s in self.steps() if s != step]
             previous = f"checkpoint {kept[0]} is intact" if kept else "no earlier checkpoint"
             raise SaveError(
@@ -365,6 +375,24 @@ class OrbaxErrorLogs(std_logging.Filter):
 
     def close(self) -> None:
         self.logger.removeFilter(self)
+
+
+def _drop_closed_loop_reports() -> None:
+    """When a save fails, TensorStore's threads may still call back into the event loop orbax
+    has closed, and Python prints each `RuntimeError: Event loop is closed` through
+    `sys.excepthook`, a traceback apiece, even after the process has reported the failure.
+    Those reports, and only those, are dropped from the first `Checkpoints` on; the failure
+    itself is jaxcnn's one line (`SaveError`)."""
+    previous = sys.excepthook
+    if getattr(previous, "drops_closed_loop_reports", False):
+        return
+
+    def hook(kind, value, traceback) -> None:
+        if not (kind is RuntimeError and str(value) == "Event loop is closed"):
+            previous(kind, value, traceback)
+
+    hook.drops_closed_loop_reports = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 def _is_access_error(error: Exception) -> bool:

@@ -414,11 +414,11 @@ class Run:
         """
         if self.owed is None or not wait and self.checkpoints.saving():
             return
+        line, self.owed = self.owed, None  # owed no more if its checkpoint fails
         if wait:
             self.checkpoints.wait()
         else:
             self.checkpoints.check()
-        line, self.owed = self.owed, None
         if self.lead:
             try:
                 append_metrics(self.metrics_path, line)

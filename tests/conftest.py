@@ -5,6 +5,7 @@ from pathlib import Path
 
 import jax
 import pytest
+from hypothesis import settings
 
 from jaxcnn import xla
 
@@ -19,6 +20,13 @@ jax.config.update("jax_num_cpu_devices", 2)
 # would make every new entry slow to add.
 os.environ.setdefault("JAXCNN_TEST_COMPILE_CACHE", tempfile.mkdtemp(prefix="jaxcnn-tests-xla-"))
 xla.use_compilation_cache(os.environ["JAXCNN_TEST_COMPILE_CACHE"], min_compile_secs=0.5)
+
+
+# CI draws the same examples every run, so that a landing never depends on the draw; a
+# developer's runs keep exploring new ones.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 @pytest.fixture(scope="session")
