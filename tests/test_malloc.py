@@ -63,3 +63,14 @@ def test_retained_memory_is_reused_without_page_faults(where):
 
 def test_retain_freed_memory_reports_success_on_glibc():
     assert malloc.retain_freed_memory() is True
+
+
+def test_malloc_settings_apply_on_the_cpu_only(monkeypatch):
+    import jax
+
+    calls = []
+    monkeypatch.setattr(malloc, "retain_freed_memory", lambda: calls.append(1) or True)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    assert malloc.retain_freed_memory_on_cpu() is False and calls == []
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    assert malloc.retain_freed_memory_on_cpu() is True and calls == [1]

@@ -221,9 +221,15 @@ def test_sigterm_to_one_process_of_a_job_stops_all_at_one_step_and_all_resume(da
         re.search(r" at (epoch \d+, step \d+|the end of epoch \d+)", line)[1] for line in lines
     ]
     assert where[0] == where[1]  # the same step in both
+    # The newest checkpoint damaged: every process sets it aside and resumes from the one before.
+    from test_checkpoint import damage_record, steps
+
+    *_, before, newest = steps(workdir)
+    damage_record(workdir / "checkpoints" / str(newest))
     results = [finish(worker) for worker in job(dataset, workdir)]
     assert [code for code, _, _ in results] == [0, 0], results[0][2][-1500:]
-    assert "Resuming from epoch" in results[0][1]
+    assert f"checkpoints/{newest} is damaged" in results[0][1]
+    assert "Resuming from epoch" in results[0][1] and f"step {before} " in results[0][1]
     assert [r["epoch"] for r in read_metrics(workdir / "metrics.jsonl")] == list(
         range(1, EPOCHS + 1)
     )

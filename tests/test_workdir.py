@@ -378,3 +378,26 @@ def test_a_second_run_in_one_process_counts_its_start_up_from_its_call(dataset, 
     training.train_and_evaluate(small_config(dataset, num_epochs=1), tmp_path / "b")
     [row] = read_metrics(tmp_path / "b" / "metrics.jsonl")
     assert row["phases_s"]["start-up"] < 0.1
+
+
+# --- An accelerator-sized loop ---------------------------------------------------------------
+
+
+def test_checkpoints_by_wall_time_and_img_per_s_without_saving(dataset, tmp_path, monkeypatch):
+    real_save = Checkpoints.save
+
+    def slow_save(self, step, state, record):  # a slow disk: 0.3 s a save
+        time.sleep(0.3)
+        real_save(self, step, state, record)
+
+    monkeypatch.setattr(Checkpoints, "save", slow_save)
+    # No step cadence; a minute's cadence so short that every call of 12 steps is due.
+    config = small_config(
+        dataset, checkpoint_every_steps=0, checkpoint_every_minutes=1e-9, steps_per_call=12
+    )
+    training.train_and_evaluate(config, tmp_path / "run")
+    record_36 = record(tmp_path / "run", 36)  # mid-epoch 2, from the wall-time cadence
+    assert (record_36["epochs"], record_36["epoch_steps"]) == (1, 12)
+    rows = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    for row in rows:  # one mid-epoch save of 0.3 s is in the epoch's time, not in its img/s
+        assert row["images_per_s"] > 24 * 32 / (row["epoch_time_s"] - 0.25)
