@@ -379,20 +379,21 @@ class OrbaxErrorLogs(std_logging.Filter):
 
 def _drop_closed_loop_reports() -> None:
     """When a save fails, TensorStore's threads may still call back into the event loop orbax
-    has closed, and Python prints each `RuntimeError: Event loop is closed` through
-    `sys.excepthook`, a traceback apiece, even after the process has reported the failure.
+    has closed, and Python reports each `RuntimeError: Event loop is closed` through
+    `sys.unraisablehook`, a traceback apiece, even after the process has reported the failure.
     Those reports, and only those, are dropped from the first `Checkpoints` on; the failure
     itself is jaxcnn's one line (`SaveError`)."""
-    previous = sys.excepthook
+    previous = sys.unraisablehook
     if getattr(previous, "drops_closed_loop_reports", False):
         return
 
-    def hook(kind, value, traceback) -> None:
-        if not (kind is RuntimeError and str(value) == "Event loop is closed"):
-            previous(kind, value, traceback)
+    def hook(unraisable) -> None:
+        error = unraisable.exc_value
+        if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+            previous(unraisable)
 
     hook.drops_closed_loop_reports = True  # type: ignore[attr-defined]
-    sys.excepthook = hook
+    sys.unraisablehook = hook
 
 
 def _is_access_error(error: Exception) -> bool:
