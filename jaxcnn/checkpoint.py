@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import logging as std_logging
 import os
 import shutil
@@ -36,6 +35,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from jaxcnn import parallel
+from jaxcnn.digest import array_digest
 from jaxcnn.errors import CheckpointError, SaveError
 
 DAMAGED_DIR = "checkpoints-damaged"  # beside the checkpoints, where damaged ones are set aside
@@ -48,14 +48,7 @@ READ_ATTEMPTS = 5  # listings a reader tries while a training beside it removes 
 
 def digest(tree: Any) -> str:
     """A hash of every array's dtype, shape and bytes, in tree order (this process's copy)."""
-    h = hashlib.blake2b(digest_size=16)
-    for leaf in jax.tree.leaves(tree):
-        if isinstance(leaf, jax.Array):
-            leaf = leaf.addressable_data(0)
-        array = np.ascontiguousarray(np.asarray(leaf))
-        h.update(f"{array.dtype}{array.shape}".encode())
-        h.update(array.tobytes())
-    return h.hexdigest()
+    return array_digest(jax.tree.leaves(tree))
 
 
 def host_copy(tree: Any) -> Any:
@@ -72,18 +65,15 @@ def host_copy(tree: Any) -> Any:
 
 def shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
     """`{"params.conv1.kernel": (shape, dtype), ...}` of a state or of orbax's metadata of one."""
-    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return {
-        jax.tree_util.keystr(path, simple=True, separator="."): (
-            tuple(np.shape(leaf) if getattr(leaf, "shape", None) is None else leaf.shape),
-            str(
-                np.dtype(
-                    np.asarray(leaf).dtype if getattr(leaf, "dtype", None) is None else leaf.dtype
-                )
-            ),
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if getattr(leaf, "shape", None) is None or getattr(leaf, "dtype", None) is None:
+            leaf = np.asarray(leaf)  # a Python scalar
+        out[jax.tree_util.keystr(path, simple=True, separator=".")] = (
+            tuple(leaf.shape),
+            str(np.dtype(leaf.dtype)),
         )
-        for path, leaf in flat
-    }
+    return out
 
 
 def misfit(stored: dict, wanted: dict) -> str | None:

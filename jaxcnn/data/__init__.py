@@ -6,8 +6,8 @@ the train and test splits as uint8 NHWC arrays with int32 labels, and a
 `DataInfo`: the class names, the image shape, the training split's
 per-channel mean and standard deviation (which training normalises with and
 `predict.py` applies again), and which data it is (its source and digest).
-The arrays are memory-mapped from the prepared files: `np.asarray` reads one into memory, `jaxcnn.data.stream` reads its
-batches as training needs them.
+The arrays are memory-mapped from the prepared files: `np.asarray` reads one
+into memory, `jaxcnn.data.stream` reads its batches as training needs them.
 """
 
 from __future__ import annotations

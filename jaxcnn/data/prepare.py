@@ -45,6 +45,7 @@ from jaxcnn.data.sources import (
     read_idx,
     read_npz,
 )
+from jaxcnn.digest import array_digest
 
 BUILDER_DIR = "prepared_images"  # under tfds_dir: PreparedImages' name in snake case
 BUILDER_VERSION = "2.0.0"  # PreparedImages.VERSION
@@ -76,13 +77,7 @@ class Prepared:
 
 def content_digest(splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> str:
     """A hash of both splits' images and labels: the same data, the same digest."""
-    h = hashlib.blake2b(digest_size=16)
-    for split in ("train", "test"):
-        for array in splits[split]:
-            array = np.ascontiguousarray(array)
-            h.update(f"{split}{array.dtype}{array.shape}".encode())
-            h.update(array.reshape(-1).view(np.uint8).data)
-    return h.hexdigest()
+    return array_digest([array for split in ("train", "test") for array in splits[split]])
 
 
 def prepared_name(source: Source) -> str:
