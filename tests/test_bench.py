@@ -11,7 +11,7 @@ import synthetic
 from backends import cpu_only
 
 from jaxcnn import xla
-from jaxcnn.bench import cli, conv, machine, peers, summary, timing, training
+from jaxcnn.bench import cli, conv, machine, peers, runs, summary, timing, training
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
@@ -381,3 +381,17 @@ def test_flax_peer_trains_beside_jaxcnn(tmp_path):
     jax_row, flax_row = json.loads((out / "train.json").read_text())["rows"]
     assert flax_row["framework"].startswith("flax ") and flax_row["framework"].endswith(" linen")
     assert flax_row["jax_speedup"] > 0 and flax_row["images_per_s"] > 0
+
+
+def test_a_failed_run_is_named_by_its_exception_not_by_jax_s_note():
+    stderr = (
+        'Traceback (most recent call last):\n  File "train.py", line 1\n'
+        "ModuleNotFoundError: No module named 'x'\n--------------------\n"
+        "For simplicity, JAX has removed its internal frames from the traceback of the "
+        "following exception. Set JAX_TRACEBACK_FILTERING=off to include these.\n"
+    )
+    assert runs.last_error(stderr) == "ModuleNotFoundError: No module named 'x'"
+    assert runs.last_error("train.py: --config x.py: no such file\n") == (
+        "train.py: --config x.py: no such file"
+    )
+    assert runs.last_error("") == "(nothing printed)"

@@ -109,6 +109,35 @@ def test_a_prepared_dataset_loads_without_importing_tfds(tmp_path):
     assert result.stdout.strip() == "(64, 16, 16, 1) False", result.stderr
 
 
+def test_the_writer_thread_never_swaps_the_import_machinery_under_other_threads(tmp_path):
+    # TFDS's modules swap builtins.__import__ for every thread while they are imported
+    # (etils.epy.lazy_imports); on the writer thread, that broke JAX's imports on the main one.
+    source = synthetic.write_dataset(tmp_path / "idx", n_train=64, n_test=16)
+    code = (
+        "import contextlib, threading\n"
+        "from etils import epy\n"
+        "swapped_on, original = [], epy.lazy_imports\n"
+        "@contextlib.contextmanager\n"
+        "def recorded(*args, **kwargs):\n"
+        "    swapped_on.append(threading.current_thread() is threading.main_thread())\n"
+        "    with original(*args, **kwargs):\n"
+        "        yield\n"
+        "epy.lazy_imports = recorded\n"
+        "from configs import lenet\n"
+        "from jaxcnn import data\n"
+        "c = lenet.get_config(); c.dataset = 'synthetic'\n"
+        f"c.data_dir, c.tfds_dir = {str(source)!r}, {str(tmp_path / 'tfds')!r}\n"
+        "data.load(c)\n"
+        "assert data.wait_prepared() == []\n"
+        "print(len(swapped_on) > 0, all(swapped_on))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+        cwd=synthetic.Path(__file__).parents[1],
+    )  # fmt: skip
+    assert result.stdout.strip() == "True True", result.stderr
+
+
 def test_fashion_mnist_classes_are_named(tmp_path):
     images, labels = synthetic.make_images(40, seed=0)
     labels = np.arange(40) % 10  # ten classes, as Fashion-MNIST

@@ -25,6 +25,15 @@ from jaxcnn.metrics import METRICS_FILE, read_metrics
 TRAIN_SCRIPT = Path("train.py")  # the repository's, run from its root
 
 
+def last_error(stderr: str) -> str:
+    """The line of `stderr` that says what failed: its last, or a traceback's exception line
+    (JAX adds a note after it)."""
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    if lines and lines[-1].startswith("For simplicity, JAX has removed"):
+        lines = [line for line in lines[:-1] if not line.startswith("-----")]
+    return lines[-1] if lines else "(nothing printed)"
+
+
 def run_config(
     config: str, workdir: Path, overrides: Sequence[str] = (), target: float = 0.9
 ) -> dict:
@@ -42,8 +51,9 @@ def run_config(
     )
     wall = time.perf_counter() - start
     if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["(nothing printed)"])[-1]
-        raise RuntimeError(f"{config}: train.py exited {result.returncode}: {last}")
+        raise RuntimeError(
+            f"{config}: train.py exited {result.returncode}: {last_error(result.stderr)}"
+        )
     rows = read_metrics(workdir / METRICS_FILE)
     # Outside train_and_evaluate's clock: imports and start-up before it, exit after.
     outside = wall - rows[-1]["elapsed_s"]

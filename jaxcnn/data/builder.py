@@ -13,6 +13,13 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
+# TFDS modules run `with etils.epy.lazy_imports():` as they are imported, which swaps
+# `builtins.__import__` for every thread: any import elsewhere meanwhile (JAX imports inside
+# its lowering rules) gets a lazy stand-in that fails. `prepare` imports this module on the
+# main thread before its writer thread starts, so that thread imports nothing from TFDS:
+# this is the one TFDS module it would otherwise import late.
+from tensorflow_datasets.core import dataset_metadata  # noqa: F401
+
 from jaxcnn.data.prepare import BUILDER_VERSION
 from jaxcnn.data.sources import DataError, Source
 

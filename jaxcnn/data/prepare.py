@@ -116,6 +116,8 @@ def prepared(dataset: str, source: Source, settings: Settings, tfds_dir: str) ->
             except BaseException:
                 lock.release()
                 raise
+            from jaxcnn.data import builder  # noqa: F401  (here, not on the thread: see builder)
+
             writer = threading.Thread(
                 target=_write_prepared,
                 args=(lock, name, source, splits, classes, digest, root, folder),
