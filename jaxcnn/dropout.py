@@ -6,6 +6,12 @@ import jax
 import jax.numpy as jnp
 
 
+def check_rate(rate: float) -> None:
+    """Raises ValueError unless `rate` is a number in [0, 1); touches no array."""
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
+        raise ValueError(f"`rate` must be a number in [0, 1), got {rate!r}")
+
+
 def dropout(x: jax.Array, key: jax.Array | None, rate: float, *, training: bool) -> jax.Array:
     """Zeroes each element with probability `rate` and scales the rest by `1 / (1 - rate)`.
 
@@ -22,8 +28,7 @@ def dropout(x: jax.Array, key: jax.Array | None, rate: float, *, training: bool)
     Returns:
       An array shaped as `x`.
     """
-    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate < 1:
-        raise ValueError(f"`rate` must be a number in [0, 1), got {rate!r}")
+    check_rate(rate)
     if not training or rate == 0:
         return x
     if key is None:

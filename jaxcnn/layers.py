@@ -28,7 +28,6 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from jaxcnn import fused, linear
 from jaxcnn import init as init_lib
@@ -37,6 +36,7 @@ from jaxcnn.auto import conv2d_auto
 from jaxcnn.combinators import concat, residual, sequential
 from jaxcnn.conv import conv2d as lax_conv2d
 from jaxcnn.conv import conv2d_patches
+from jaxcnn.dropout import check_rate
 from jaxcnn.dropout import dropout as dropout_fn
 from jaxcnn.geometry import IntPair, Padding
 from jaxcnn.layer import Forward, Layer, leaf
@@ -264,7 +264,7 @@ def batch_norm(*, momentum: float = 0.9, eps: float = 1e-5) -> Layer:
 
 def dropout(rate: float) -> Layer:
     """`jaxcnn.dropout`: drops with probability `rate` when training, the identity after."""
-    dropout_fn(jnp.zeros(()), None, rate, training=False)  # checks `rate` now
+    check_rate(rate)  # now, as the layer is built: building a model does no array work
 
     def forward(params, state, x, training, key):
         return dropout_fn(x, key, rate, training=training), {}

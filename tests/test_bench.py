@@ -1,5 +1,6 @@
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -395,3 +396,16 @@ def test_a_failed_run_is_named_by_its_exception_not_by_jax_s_note():
         "train.py: --config x.py: no such file"
     )
     assert runs.last_error("") == "(nothing printed)"
+
+
+def test_more_devices_than_jax_can_have_is_an_error_not_passed_over():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "jaxcnn.bench", "train", "--configs", "configs/lenet.py",
+         "--devices", "1", "2", "--steps", "1"],
+        capture_output=True, text=True, timeout=300, env=env, cwd=CONFIGS.parent,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert "--devices 2" in result.stderr and "xla_force_host_platform_device_count=1" in (
+        result.stderr
+    )

@@ -19,6 +19,24 @@ def test_every_shipped_config_keeps_the_rules(path):
     config_lib.check(config_lib.load(path))
 
 
+def test_checking_every_shipped_config_starts_no_jax_backend():
+    # Checking builds each model (every layer checks its arguments) but creates no array:
+    # `cpu_devices`, set after the check, must still reach JAX.
+    code = (
+        "import sys\n"
+        "from jax._src import xla_bridge\n"
+        "from jaxcnn import config\n"
+        f"for path in sorted(__import__('pathlib').Path({str(CONFIGS)!r}).glob('[!_]*.py')):\n"
+        "    config.check(config.load(path))\n"
+        "    assert not xla_bridge.backends_are_initialized(), path\n"
+        "print('unstarted')\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd="/", capture_output=True, text=True, timeout=300
+    )
+    assert result.stdout.strip() == "unstarted", result.stderr[-2000:]
+
+
 def test_defaults_keep_the_rules():
     config_lib.check(config_lib.defaults())
 

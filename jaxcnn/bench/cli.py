@@ -7,6 +7,8 @@ import itertools
 import json
 from pathlib import Path
 
+import jax
+
 from jaxcnn import config as config_lib
 from jaxcnn import parallel
 from jaxcnn.bench import conv, runs, summary, training
@@ -180,8 +182,11 @@ def run_training(cli: argparse.ArgumentParser, args: argparse.Namespace) -> None
             cli.error(f"{path}: {e}")
     try:
         parallel.use_cpu_devices(max(args.devices))
-    except ValueError:
-        pass  # JAX already running (called from Python): use the devices it has
+    except ValueError as e:
+        # JAX already running (called from Python) or XLA_FLAGS fixing the count: the devices
+        # it has must cover --devices.
+        if jax.device_count() < max(args.devices):
+            cli.error(f"--devices {max(args.devices)}: {e}")
     try:
         report = training.bench_training(
             configs,
