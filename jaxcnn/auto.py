@@ -34,7 +34,8 @@ def choose_kernel(
     """The kernel `conv2d_auto` runs: one of `KERNELS`.
 
     Args:
-      x_shape: the NHWC input's shape.
+      x_shape: the NHWC input's shape; a symbolic batch size (`jax.export`) is
+        taken as one example.
       kernel_shape: the HWIO kernel's shape; its third axis is the input
         channels per group.
       geom: the kernel's geometry over the input.
@@ -46,6 +47,8 @@ def choose_kernel(
     if (backend or jax.default_backend()) != "cpu":
         return "lax"
     group_in = kernel_shape[2]
+    if not isinstance(x_shape[0], int):  # a symbolic batch (jax.export): sized for one example
+        x_shape = (1, *x_shape[1:])
     if group_in <= TAP_SUM_MAX_CHANNELS:
         return "tap_sum"
     if (

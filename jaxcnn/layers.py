@@ -110,10 +110,12 @@ def conv2d(
     groups: int = 1,
     use_bias: bool = True,
     kernel_init: str | init_lib.Initializer = "lecun_normal",
-    impl: str = "lax",
+    impl: str = "auto",
 ) -> Layer:
-    """A conv layer; `impl` picks `"lax"` (`jaxcnn.conv2d`), `"patches"`
-    (`jaxcnn.conv2d_patches`) or `"auto"` (`jaxcnn.conv2d_auto`)."""
+    """A conv layer; `impl` picks `"auto"` (`jaxcnn.conv2d_auto`: the fastest kernel for the
+    layer's shapes and backend), `"lax"` (`jaxcnn.conv2d`) or `"patches"`
+    (`jaxcnn.conv2d_patches`). Forward-mode autodiff (`jax.jvp`, `jax.jacfwd`) needs
+    `impl="lax"` or `"patches"`: `"auto"`'s gradients on CPU are written for reverse mode."""
     apply = functools.partial(
         conv_impl(impl), stride=stride, padding=padding, dilation=dilation, groups=groups
     )
@@ -139,11 +141,11 @@ def conv2d_max_pool(
     padding: Padding = 0,
     use_bias: bool = True,
     kernel_init: str | init_lib.Initializer = "lecun_normal",
-    impl: str = "lax",
+    impl: str = "auto",
 ) -> Layer:
-    """A stride-1 conv layer followed by a `window` max pool; with `impl="auto"`
-    the two are computed together (`jaxcnn.conv2d_max_pool`), else one after
-    the other."""
+    """A stride-1 conv layer followed by a `window` max pool; with `impl="auto"` (the
+    default) the two are computed together (`jaxcnn.conv2d_max_pool`), else one after
+    the other (forward mode, as `conv2d`)."""
     conv = conv_impl(impl)
     apply: Callable[[Params, jax.Array], jax.Array]
     if impl == "auto":
@@ -174,11 +176,11 @@ def conv2d_avg_pool(
     padding: Padding = 0,
     use_bias: bool = True,
     kernel_init: str | init_lib.Initializer = "lecun_normal",
-    impl: str = "lax",
+    impl: str = "auto",
 ) -> Layer:
     """A stride-1 conv layer, `activation`, then a `window` average pool; with
-    `impl="auto"` the three are computed together (`jaxcnn.conv2d_avg_pool`),
-    else one after the other."""
+    `impl="auto"` (the default) the three are computed together
+    (`jaxcnn.conv2d_avg_pool`), else one after the other (forward mode, as `conv2d`)."""
     conv = conv_impl(impl)
     act = activation or (lambda z: z)
     apply: Callable[[Params, jax.Array], jax.Array]

@@ -83,6 +83,12 @@ class Predictor:
         )
         return jax.nn.softmax(logits)
 
+    def probabilities_of(self, images: jax.Array) -> jax.Array:
+        """Class probabilities `(n, classes)` of NHWC `images` in the training layout (uint8,
+        or float32 pixel values in [0, 255]): a function of the images alone, the weights
+        closed over (what `jaxcnn.export` exports)."""
+        return self._forward(self.state.params, self.state.model_state, images)
+
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities `(n, classes)` of uint8 NHWC `images` in the training layout."""
         return np.asarray(self._probabilities(self.state.params, self.state.model_state, images))

@@ -7,7 +7,7 @@ import jax
 from jaxcnn import layers as L
 
 
-def lenet_d2l(num_classes: int = 10, *, conv_impl: str = "lax") -> L.Layer:
+def lenet_d2l(num_classes: int = 10, *, conv_impl: str = "auto") -> L.Layer:
     """d2l's LeNet: sigmoid and average pooling, Xavier init (61,706 parameters for 28x28x1).
 
     conv 6@5x5 pad 2 -> sigmoid -> avg-pool 2 -> conv 16@5x5 -> sigmoid -> avg-pool 2
@@ -37,7 +37,7 @@ def lenet(
     *,
     channels: tuple[int, int] = (6, 16),
     hidden: tuple[int, int] = (120, 84),
-    conv_impl: str = "lax",
+    conv_impl: str = "auto",
 ) -> L.Layer:
     """Modern LeNet-5: ReLU, max pooling, He init; widths are arguments.
 
@@ -66,7 +66,7 @@ def lenet(
     )
 
 
-def lenet_bn(num_classes: int = 10, *, conv_impl: str = "lax") -> L.Layer:
+def lenet_bn(num_classes: int = 10, *, conv_impl: str = "auto") -> L.Layer:
     """d2l 8.5's LeNet with batch norm after every conv and dense layer, before its sigmoid.
 
     conv 6@5x5 -> bn -> sigmoid -> avg-pool 2 -> conv 16@5x5 -> bn -> sigmoid -> avg-pool 2
