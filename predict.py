@@ -20,7 +20,7 @@ from absl import logging
 
 from jaxcnn import malloc
 from jaxcnn.errors import JaxcnnError
-from jaxcnn.predict import Predictor, image_paths
+from jaxcnn.predict import Predictor, add_checkpoint_flag, image_paths
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("images", nargs="+", help="image files, or folders of them")
     parser.add_argument("--top_k", type=int, default=3, help="classes to show per image")
     parser.add_argument("--json", action="store_true", help="one JSON object per image")
+    add_checkpoint_flag(parser)
     args = parser.parse_args(argv)
     if args.top_k < 1:
         parser.error("--top_k must be >= 1")
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         paths, passed_over = image_paths(args.images)
-        predictor = Predictor.load(args.workdir)
+        predictor = Predictor.load(args.workdir, args.checkpoint)
         predictions = predictor.predict(paths, args.top_k, on_unreadable=report)
     except JaxcnnError as e:
         sys.exit(f"predict.py: {e}")

@@ -37,6 +37,7 @@ from absl import logging
 from jaxcnn import parallel
 from jaxcnn.digest import array_digest
 from jaxcnn.errors import CheckpointError, SaveError
+from jaxcnn.position import misfit, shapes
 
 DAMAGED_DIR = "checkpoints-damaged"  # beside the checkpoints, where damaged ones are set aside
 TMP_MARKER = ".orbax-checkpoint-tmp"  # in the name of a save orbax has not finished
@@ -63,33 +64,6 @@ def host_copy(tree: Any) -> Any:
     )
 
 
-def shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
-    """`{"params.conv1.kernel": (shape, dtype), ...}` of a state or of orbax's metadata of one."""
-    out = {}
-    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        if getattr(leaf, "shape", None) is None or getattr(leaf, "dtype", None) is None:
-            leaf = np.asarray(leaf)  # a Python scalar
-        out[jax.tree_util.keystr(path, simple=True, separator=".")] = (
-            tuple(leaf.shape),
-            str(np.dtype(leaf.dtype)),
-        )
-    return out
-
-
-def misfit(stored: dict, wanted: dict) -> str | None:
-    """What differs between a checkpoint's arrays and a state's (`shapes` of each), in words."""
-    missing, extra = sorted(wanted.keys() - stored.keys()), sorted(stored.keys() - wanted.keys())
-    if missing or extra:
-        return (
-            f"its arrays are not this model's (here but not there: {missing[:3]}; "
-            f"there but not here: {extra[:3]})"
-        )
-    for path in sorted(wanted):
-        if stored[path] != wanted[path]:
-            return f"`{path}` is {stored[path]} there and {wanted[path]} here"
-    return None
-
-
 class Checkpoints:
     """The checkpoints in `directory`, the newest `keep` kept.
 
@@ -100,6 +74,8 @@ class Checkpoints:
       report: prints a line (process 0's `print`, or nothing).
       read_only: for commands that only read: nothing in `directory` is
         created, moved or deleted, and nothing can be saved.
+      keep_best: keep, beside the newest `keep`, the newest checkpoint saved
+        with `save(best=True)`.
     """
 
     def __init__(
@@ -109,6 +85,7 @@ class Checkpoints:
         report: Callable[[str], None],
         *,
         read_only: bool = False,
+        keep_best: bool = False,
     ):
         self.directory = Path(directory).expanduser().resolve()  # orbax wants it absolute
         self.report = report
@@ -119,10 +96,23 @@ class Checkpoints:
         _drop_closed_loop_reports()
         if not read_only:
             self._set_aside_unfinished_saves()
+        kept: list[ocp.checkpoint_managers.PreservationPolicy] = [
+            ocp.checkpoint_managers.LatestN(keep)
+        ]
+        if keep_best:  # ranked by step among those saved as best: the newest of them
+            kept.append(
+                ocp.checkpoint_managers.BestN(
+                    get_metric_fn=lambda metrics: metrics["best"],
+                    n=1,
+                    keep_checkpoints_without_metrics=False,
+                )
+            )
         options = (
             ocp.CheckpointManagerOptions(read_only=True, create=False)
             if read_only
-            else ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
+            else ocp.CheckpointManagerOptions(
+                create=True, preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(kept)
+            )
         )
         handlers = {"state": ocp.StandardCheckpointHandler(), "record": ocp.JsonCheckpointHandler()}
         # orbax lists the steps as it starts; beside a training, one may vanish meanwhile
@@ -145,8 +135,9 @@ class Checkpoints:
         with _quiet():
             return sorted(self.manager.all_steps(), reverse=True)
 
-    def save(self, step: int, state: Any, record: dict) -> None:
-        """Starts saving `state` and `record` as checkpoint `step` (orbax saves in the background).
+    def save(self, step: int, state: Any, record: dict, best: bool | None = None) -> None:
+        """Starts saving `state` and `record` as checkpoint `step` (orbax saves in the background);
+        `best`: whether it is the best so far (None: not ranked, as mid-epoch saves).
 
         Raises:
           SaveError: if the save before it, or this one, could not be written;
@@ -159,7 +150,8 @@ class Checkpoints:
             state=ocp.args.StandardSave(host), record=ocp.args.JsonSave(record)
         )
         with self._writing(step):
-            self.manager.save(step, args=args, force=True)
+            metrics = None if best is None else {"best": step if best else -1}
+            self.manager.save(step, args=args, metrics=metrics, force=True)
         self.pending = step
 
     def saving(self) -> bool:
@@ -206,8 +198,23 @@ class Checkpoints:
                     self.manager.close()
             self._silenced.close()
 
+    def best_step(self) -> int | None:
+        """The step of the best checkpoint, as the newest readable record names it
+        (`record["best"]["step"]`), if it is still kept."""
+        steps = self.steps()
+        args = ocp.args.Composite(record=ocp.args.JsonRestore())
+        for step in steps:
+            try:
+                with _quiet():
+                    record = self.manager.restore(step, args=args)["record"]
+            except Exception:  # damaged: restore_latest says so
+                continue
+            best = (record.get("best") or {}).get("step") if isinstance(record, dict) else None
+            return best if best in steps else None
+        return None
+
     def restore_latest(
-        self, target: Any, check_record: Callable[[dict], None]
+        self, target: Any, check_record: Callable[[dict], None], first: int | None = None
     ) -> tuple[Any, dict] | None:
         """The newest intact checkpoint's state (laid out as `target`) and record, or None if none.
 
@@ -215,6 +222,7 @@ class Checkpoints:
           target: a state of the right structure and shardings.
           check_record: raises `CheckpointError` if a record's config or data
             does not fit this run's; runs before the state is read.
+          first: a step to try before the newest (the best, for a reader).
 
         Raises:
           CheckpointError: from `check_record`; if the newest checkpoint's
@@ -224,7 +232,10 @@ class Checkpoints:
         damaged = []
         # Every process of a job tries the steps process 0 sees and takes the same outcome:
         # a checkpoint one of them cannot use is set aside, or refused, for all.
-        for step in parallel.from_process_0(self.steps()):
+        steps = self.steps()
+        if first in steps:
+            steps = [first] + [s for s in steps if s != first]
+        for step in parallel.from_process_0(steps):
             restored, why, error = None, None, None
             try:
                 restored = self.restore(step, target, check_record)

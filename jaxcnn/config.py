@@ -49,6 +49,9 @@ def defaults() -> ml_collections.ConfigDict:
     config.test_fraction = 0.2  # of each class, held out when data_dir is one tree of classes
     config.strict = False  # an unreadable image file stops preparation (else: skipped, counted)
     config.memory_budget_mb = 4096  # a split larger than this streams from disk (0: always)
+    # Of the training split, held out to score each epoch on (0: none): each example drawn by a
+    # hash of its pixels and label, the same every run. With it, nothing is chosen on the test split.
+    config.validation_fraction = 0.0
     config.augment = ""  # e.g. "crop,flip" or "reflect_crop:2,flip,cutout:8" (jaxcnn.augment)
     # Model: `name` is a key of jaxcnn.models.MODELS, the other keys its arguments.
     config.model = ml_collections.ConfigDict()
@@ -66,6 +69,11 @@ def defaults() -> ml_collections.ConfigDict:
     config.num_epochs = 10  # also the length of the learning-rate schedule
     config.steps_per_call = 12  # steps per jitted call, scanned; rounded down to divide an epoch
     config.compute_dtype = "float32"  # or bfloat16, float16; parameters stay float32
+    # Stop once `monitor` has not improved for this many epochs (0: off; needs a validation split).
+    config.early_stopping_patience = 0
+    # The validation metric that early stopping and the best checkpoint go by: val_loss or
+    # val_accuracy. The best epoch's checkpoint is kept beside the newest (with a validation split).
+    config.monitor = "val_loss"
     config.max_loss = 0.0  # stop when a step's loss passes this (0: off); NaN or inf always stops
     # Checkpoints
     config.checkpoint_every_steps = 500  # and at every epoch's end; 0: at epochs' ends only
@@ -105,6 +113,9 @@ def _one_of(names) -> tuple[Callable[[Any], bool], str]:
     return (lambda v: v in names), f"one of {sorted(names)}"
 
 
+# The metrics `monitor` can name, and whether higher is better.
+MONITORS = {"val_loss": False, "val_accuracy": True}
+
 # key -> (rule, the expected form in words)
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "dataset": ((lambda v: isinstance(v, str) and v != ""), "a non-empty name"),
@@ -114,6 +125,9 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "channels": _one_of((0, 1, 3)),
     "test_fraction": _number(lambda v: 0 < v < 1, "a number in (0, 1)"),
     "strict": ((lambda v: isinstance(v, bool)), "True or False"),
+    "validation_fraction": _number(lambda v: 0 <= v < 1, "a number in [0, 1)"),
+    "early_stopping_patience": (_positive_int(0)[0], "an int >= 0 (0: off)"),
+    "monitor": _one_of(MONITORS),
     "memory_budget_mb": _positive_int(0),
     "optimizer": _one_of(OPTIMIZERS),
     "learning_rate": _number(lambda v: v > 0, "a number > 0"),
@@ -160,6 +174,11 @@ def check(config: ml_collections.ConfigDict) -> None:
         parse_augment(config.augment)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+    if config.early_stopping_patience and not config.validation_fraction:
+        raise ConfigError(
+            f"`early_stopping_patience` ({config.early_stopping_patience}) needs a validation "
+            "split to watch: set `validation_fraction` (e.g. 0.1); the test split is never used"
+        )
     for group in OPEN_GROUPS:
         if not isinstance(config[group], ml_collections.ConfigDict):
             raise ConfigError(f"`{group}` must be a group of keys, got {config[group]!r}")
@@ -207,6 +226,21 @@ def full_batches(config: ml_collections.ConfigDict, num_train: int) -> int:
             f"`batch_size` ({config.batch_size}) is larger than the training set ({num_train})"
         )
     return num_train // config.batch_size
+
+
+def streams(config: ml_collections.ConfigDict, nbytes: int) -> bool:
+    """Whether a training split of `nbytes` streams from disk (over `memory_budget_mb`).
+
+    Raises:
+      ConfigError: if it does and `num_seeds` > 1, which needs it in memory.
+    """
+    over = nbytes > config.memory_budget_mb << 20
+    if over and config.num_seeds > 1:
+        raise ConfigError(
+            f"`num_seeds` ({config.num_seeds}) needs the training split in memory: it is "
+            f"{nbytes >> 20} MB, over `memory_budget_mb` ({config.memory_budget_mb})"
+        )
+    return over
 
 
 def with_absolute_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:

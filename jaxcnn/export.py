@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcnn.errors import JaxcnnError, WorkdirError
-from jaxcnn.predict import Predictor
+from jaxcnn.predict import Predictor, add_checkpoint_flag
 
 MODEL_FILE = "model.jax"
 META_FILE = "model.json"
@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         "default: JAX's default backend",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an export in --out")
+    add_checkpoint_flag(parser)
     args = parser.parse_args(argv)
     platforms = [p for p in args.platforms.split(",") if p] or None
     known = {"cpu", "cuda", "rocm", "tpu"}
@@ -117,7 +118,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"--platforms must name some of {sorted(known)}, got {args.platforms!r}")
     try:
         path = write(
-            Predictor.load(args.workdir), args.out, overwrite=args.overwrite, platforms=platforms
+            Predictor.load(args.workdir, args.checkpoint),
+            args.out,
+            overwrite=args.overwrite,
+            platforms=platforms,
         )
     except (JaxcnnError, OSError) as e:
         sys.exit(f"python -m jaxcnn.export: {e}")

@@ -112,8 +112,23 @@ def _epochs(rows: list[dict]) -> set[int]:
     return {row["epoch"] for row in rows}
 
 
+def console_line(line: dict) -> str:
+    """An epoch's metrics line as train.py prints it (validation scores where there are)."""
+    val = (
+        f"val loss {line['val_loss']:.4f} acc {line['val_accuracy']:.4f}  "
+        if "val_loss" in line
+        else ""
+    )
+    return (
+        f"epoch {line['epoch']:3d}  train loss {line['train_loss']:.4f} acc "
+        f"{line['train_accuracy']:.4f}  {val}test loss {line['test_loss']:.4f} acc "
+        f"{line['test_accuracy']:.4f}  {line['images_per_s']:,.0f} img/s  "
+        f"{line['elapsed_s']:.1f} s"
+    )
+
+
 def plot_curves(metrics_path: Path, out_path: Path) -> None:
-    """Loss and accuracy per epoch, train and test, as a PNG.
+    """Loss and accuracy per epoch, train, validation (if held out) and test, as a PNG.
 
     Drawn on a bare Agg canvas: importing `pyplot` would cost each run half a second.
     """
@@ -125,7 +140,9 @@ def plot_curves(metrics_path: Path, out_path: Path) -> None:
     fig = Figure(figsize=(10, 4))
     FigureCanvasAgg(fig)
     ax_loss, ax_acc = fig.subplots(1, 2)
-    for split, style in (("train", "-o"), ("test", "-s")):
+    for split, style in (("train", "-o"), ("val", "-^"), ("test", "-s")):
+        if f"{split}_loss" not in rows[-1]:  # no validation split
+            continue
         ax_loss.plot(epochs, [r[f"{split}_loss"] for r in rows], style, label=split)
         ax_acc.plot(epochs, [r[f"{split}_accuracy"] for r in rows], style, label=split)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")

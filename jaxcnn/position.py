@@ -6,6 +6,7 @@ metrics) and the `fingerprint` of what made it: the model and its options,
 the optimizer, the seeds, and the data (its digest, image shape and class
 names). `check_record` refuses to resume under anything else, by name; the
 learning rate, the schedule's length and the like may change on resume.
+`misfit` says what differs between a checkpoint's arrays and a model's.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
+import jax
 import ml_collections
+import numpy as np
 
 from jaxcnn.data import DataInfo
 from jaxcnn.errors import CheckpointError
@@ -29,6 +33,7 @@ def fingerprint(config: ml_collections.ConfigDict, info: DataInfo) -> dict:
         "seed": config.seed,
         "num_seeds": config.num_seeds,
         "data": {
+            "validation_fraction": config.validation_fraction,  # which examples it trains on
             "contents": info.digest,
             "image_shape": info.image_shape,
             "class_names": info.class_names,
@@ -52,6 +57,8 @@ class Position:
     accuracies: list[float] = dataclasses.field(default_factory=list)
     seconds: float = 0.0
     line: dict | None = None  # the last finished epoch's metrics line
+    # The best epoch so far by the monitored validation metric: {"epoch", "step", "value"}.
+    best: dict | None = None
 
     def record(self, steps_per_epoch: int, made_by: dict) -> dict:
         """The checkpoint's record of this position, with the `fingerprint` of what made it."""
@@ -63,7 +70,8 @@ class Position:
 
     @classmethod
     def from_record(cls, record: dict) -> Position:
-        return cls(**{field.name: record[field.name] for field in dataclasses.fields(cls)})
+        """The position a record holds; a field it lacks (older records) keeps its default."""
+        return cls(**{f.name: record[f.name] for f in dataclasses.fields(cls) if f.name in record})
 
 
 def check_record(record: dict, made_by: dict, steps_per_epoch: int, directory: Path) -> None:
@@ -87,6 +95,33 @@ def check_record(record: dict, made_by: dict, steps_per_epoch: int, directory: P
             f"{record['steps_per_epoch']} steps per epoch, and this config has "
             f"{steps_per_epoch}: resume with the `batch_size` it was made with"
         )
+
+
+def shapes(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
+    """`{"params.conv1.kernel": (shape, dtype), ...}` of a state or of orbax's metadata of one."""
+    out = {}
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if getattr(leaf, "shape", None) is None or getattr(leaf, "dtype", None) is None:
+            leaf = np.asarray(leaf)  # a Python scalar
+        out[jax.tree_util.keystr(path, simple=True, separator=".")] = (
+            tuple(leaf.shape),
+            str(np.dtype(leaf.dtype)),
+        )
+    return out
+
+
+def misfit(stored: dict, wanted: dict) -> str | None:
+    """What differs between a checkpoint's arrays and a state's (`shapes` of each), in words."""
+    missing, extra = sorted(wanted.keys() - stored.keys()), sorted(stored.keys() - wanted.keys())
+    if missing or extra:
+        return (
+            f"its arrays are not this model's (here but not there: {missing[:3]}; "
+            f"there but not here: {extra[:3]})"
+        )
+    for path in sorted(wanted):
+        if stored[path] != wanted[path]:
+            return f"`{path}` is {stored[path]} there and {wanted[path]} here"
+    return None
 
 
 def _brief(value) -> str:

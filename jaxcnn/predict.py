@@ -1,7 +1,8 @@
 """Using a trained model: the classes of new images, as training prepared its own.
 
 `Predictor.load(workdir)` reads what `train.py` left there (`config.json`,
-`data.json` and the newest intact checkpoint), and writes nothing there: it
+`data.json` and a checkpoint: the best by the validation metric where training
+kept one, else the newest intact one), and writes nothing there: it
 is safe beside a training that is saving. `predict(paths)` decodes each
 image as its training images were decoded (`jaxcnn.data.images`: converted to
 their channels, centre-cropped and scaled to their size), normalises it with
@@ -10,6 +11,7 @@ the training split's statistics and returns the class probabilities.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import sys
@@ -26,6 +28,7 @@ from jaxcnn.data.images import Layout, UnreadableImage, read_image
 from jaxcnn.errors import DataError
 from jaxcnn.trainer import Trainer, TrainState, create_trainer
 
+CHECKPOINTS = ("best", "newest")  # which checkpoint `Predictor.load` reads
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
@@ -44,9 +47,12 @@ class Predictor:
         self._probabilities = jax.jit(self._forward)
 
     @classmethod
-    def load(cls, workdir: str | Path) -> Predictor:
-        """The model in `workdir`, at its newest intact checkpoint; nothing there is changed
-        (a damaged checkpoint is skipped and left as it is, with a line on stderr).
+    def load(cls, workdir: str | Path, checkpoint: str = "best") -> Predictor:
+        """The model in `workdir`; nothing there is changed (a damaged checkpoint is skipped
+        and left as it is, with a line on stderr).
+
+        `checkpoint`: `"best"`, the best epoch's by the validation metric where training
+        kept one (a `validation_fraction`), else the newest; `"newest"`, the newest intact one.
 
         Raises:
           DataError: if `workdir` lacks a trained model, in one line saying what is missing.
@@ -63,8 +69,11 @@ class Predictor:
         checkpoints = Checkpoints(
             workdir / "checkpoints", config.keep_checkpoints, _to_stderr, read_only=True
         )
+        if checkpoint not in CHECKPOINTS:
+            raise ValueError(f"`checkpoint` must be one of {CHECKPOINTS}, got {checkpoint!r}")
         try:
-            restored = checkpoints.restore_latest(state, lambda record: None)
+            best = checkpoints.best_step() if checkpoint == "best" else None
+            restored = checkpoints.restore_latest(state, lambda record: None, first=best)
         finally:
             checkpoints.close()
         if restored is None:
@@ -140,6 +149,17 @@ class Predictor:
                     )
                 )
         return predictions
+
+
+def add_checkpoint_flag(parser: argparse.ArgumentParser) -> None:
+    """`--checkpoint {best,newest}`, as predict.py, `jaxcnn.show` and `jaxcnn.export` take it."""
+    parser.add_argument(
+        "--checkpoint",
+        choices=CHECKPOINTS,
+        default="best",
+        help="the best epoch's by the validation metric, where training kept one (default), "
+        "or the newest",
+    )
 
 
 def _to_stderr(line: str) -> None:

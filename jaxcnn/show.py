@@ -34,7 +34,7 @@ from jaxcnn import data
 from jaxcnn.errors import ConfigError, JaxcnnError
 from jaxcnn.layer import CONV_KINDS, Layer
 from jaxcnn.metrics import METRICS_FILE, plot_curves
-from jaxcnn.predict import Predictor
+from jaxcnn.predict import Predictor, add_checkpoint_flag
 
 FEATURE_KINDS = (*CONV_KINDS, "max_pool2d", "avg_pool2d")
 MISTAKES = 16  # cells of the misclassified-images grid
@@ -173,8 +173,9 @@ def draw_mistakes(images, true, predicted, confidence, names, out: Path) -> int:
     return len(images)
 
 
-def show(workdir: Path, out: Path, images: list[int]) -> list[Path]:
-    """Writes the pictures of the model in `workdir` to `out`; returns their paths.
+def show(workdir: Path, out: Path, images: list[int], checkpoint: str = "best") -> list[Path]:
+    """Writes the pictures of the model in `workdir` (at its `checkpoint`, as
+    `Predictor.load` takes it) to `out`; returns their paths.
 
     Raises:
       data.DataError, ConfigError: a workdir without a trained model, data
@@ -182,7 +183,7 @@ def show(workdir: Path, out: Path, images: list[int]) -> list[Path]:
     """
     if not workdir.is_dir():
         raise data.DataError(f"--workdir {workdir}: no such folder")
-    predictor = Predictor.load(workdir)
+    predictor = Predictor.load(workdir, checkpoint)
     config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
     _, test, info = data.load(config)
     for n in images:
@@ -237,10 +238,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workdir", required=True, type=Path)
     parser.add_argument("--out", type=Path, help="default: <workdir name>-pictures, here")
     parser.add_argument("--image", type=int, nargs="+", default=[0, 1, 2], help="test images")
+    add_checkpoint_flag(parser)
     args = parser.parse_args(argv)
     workdir = args.workdir.expanduser().resolve()
     try:
-        paths = show(workdir, args.out or Path(f"{workdir.name}-pictures"), args.image)
+        out = args.out or Path(f"{workdir.name}-pictures")
+        paths = show(workdir, out, args.image, args.checkpoint)
     except JaxcnnError as e:
         sys.exit(f"jaxcnn.show: {e}")
     for path in paths:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import jax
@@ -30,16 +29,19 @@ from jaxcnn import data, parallel
 from jaxcnn import workdir as workdir_lib
 from jaxcnn.checkpoint import Checkpoints
 from jaxcnn.data import stream
-from jaxcnn.errors import ConfigError, JaxcnnError, SaveError
+from jaxcnn.data.holdout import Holdout, holdout
+from jaxcnn.errors import JaxcnnError, SaveError
 from jaxcnn.evaluation import Scorer
 from jaxcnn.metrics import (
     CURVES_FILE,
     METRICS_FILE,
     append_metrics,
+    console_line,
     per_seed,
     plot_curves,
     reconcile,
 )
+from jaxcnn.monitor import Monitor
 from jaxcnn.phases import Phases
 from jaxcnn.position import Position, check_record, fingerprint
 from jaxcnn.stop import Diverged, Stopped, StopRequests
@@ -47,13 +49,6 @@ from jaxcnn.summary import summary
 from jaxcnn.trainer import Trainer, TrainState, compiler_options, create_trainer, device_mesh
 
 CHECKPOINT_DIR = "checkpoints"
-
-
-def chunk_size(steps_per_epoch: int, wanted: int) -> int:
-    """The largest divisor of `steps_per_epoch` not above `wanted`: every chunk has one shape."""
-    return max(
-        d for d in range(1, max(1, min(wanted, steps_per_epoch)) + 1) if steps_per_epoch % d == 0
-    )
 
 
 def train_and_evaluate(
@@ -93,12 +88,11 @@ def train_and_evaluate(
             options = compiler_options(config, mesh)
         with phases("data"):
             train, test, info = data.load(config)
-        steps_per_epoch = config_lib.full_batches(config, train.images.shape[0])
+            held = holdout(*train, config.validation_fraction)
+        steps_per_epoch = config_lib.full_batches(config, len(held.train))
         with phases("set-up"):
             trainer, state = create_trainer(config, info, steps_per_epoch, mesh, options)
-            run = Run(
-                config, workdir, trainer, train, test, info, steps_per_epoch, start_time, phases
-            )
+            run = Run(config, workdir, trainer, (train, held, test), info, start_time, phases)
         try:
             with StopRequests() as stops:
                 result = run.train(state, stops)
@@ -120,32 +114,34 @@ class Run:
         config: ml_collections.ConfigDict,
         workdir: Path,
         trainer: Trainer,
-        train: data.Split,
-        test: data.Split,
+        splits: tuple[data.Split, Holdout, data.Split],
         info: data.DataInfo,
-        steps_per_epoch: int,
         start_time: float,
         phases: Phases,
     ):
+        """`splits`: the training split, the examples of it trained on and held out for
+        validation, and the test split."""
         self.config, self.workdir, self.trainer, self.info = config, workdir, trainer, info
+        train, held, test = splits
         self.made_by = fingerprint(config, info)
         self.phases = phases
-        self.steps_per_epoch, self.start_time = steps_per_epoch, start_time
-        self.num_train = train.images.shape[0]
+        self.train_index, self.num_train = held.train, len(held.train)
+        self.steps_per_epoch = config_lib.full_batches(config, self.num_train)
+        self.start_time = start_time
+        self.monitor = Monitor(config.monitor, config.early_stopping_patience)
         self.input_shape = (1, *train.images.shape[1:])
         budget = config.memory_budget_mb << 20
         # A split within the budget lives on the devices; a larger one streams from disk.
-        self.streams = train.images.nbytes > budget
-        if self.streams and config.num_seeds > 1:
-            raise ConfigError(
-                f"`num_seeds` ({config.num_seeds}) needs the training split in memory: it is "
-                f"{train.images.nbytes >> 20} MB, over `memory_budget_mb` ({config.memory_budget_mb})"
-            )
+        self.streams = config_lib.streams(config, train.images.nbytes)
         self.train_split = train
         if not self.streams:
             self.images, self.labels = trainer.replicate(tuple(map(np.asarray, train)))
         self.score_test = Scorer(trainer, test, config.eval_batch_size, budget)
-        self.chunk = chunk_size(steps_per_epoch, config.steps_per_call)
+        held_out = data.Split(train.images[held.validation], train.labels[held.validation])
+        self.score_validation = None
+        if len(held.validation):
+            self.score_validation = Scorer(trainer, held_out, config.eval_batch_size, budget)
+        self.chunk = data.chunk_size(self.steps_per_epoch, config.steps_per_call)
         self.lead = jax.process_index() == 0  # across hosts, one process reports and writes
         # XLA's CPU collectives block threads of the pool that queued steps need
         # too: over several CPU devices, steps run one at a time or may deadlock.
@@ -153,8 +149,9 @@ class Run:
         self.metrics_path = workdir / METRICS_FILE
         self.last_save = time.monotonic()  # for `checkpoint_every_minutes`
         self.owed: dict | None = None  # the epoch line whose checkpoint is being written
+        keep_best = self.score_validation is not None  # the best epoch's, beside the newest
         self.checkpoints = Checkpoints(
-            workdir / CHECKPOINT_DIR, config.keep_checkpoints, self.report
+            workdir / CHECKPOINT_DIR, config.keep_checkpoints, self.report, keep_best=keep_best
         )
 
     def report(self, line: str) -> None:
@@ -195,16 +192,19 @@ class Run:
             )
         last = None
         for epoch in range(position.epochs + 1, self.config.num_epochs + 1):
+            if self.monitor.exhausted(position):
+                self.report(self.monitor.stop_line(position))
+                break
             state, position = self.run_epoch(state, position, epoch, stops)
             last = position.line
         with self.phases("saving"):
             self.write_owed(wait=True)
             self.checkpoints.wait()
         if last is None:  # nothing left to train: report the restored model
-            last = {"epoch": position.epochs, "step": self.step(state), **self.test(state)}
+            last = {"epoch": position.epochs, "step": self.step(state), **self.scores(state)}
             self.report(
-                f"Nothing to train: epoch {position.epochs} of {self.config.num_epochs} is done; "
-                f"test accuracy {last['test_accuracy']:.4f}"
+                f"Nothing to train: epoch {position.epochs} of {self.config.num_epochs} is done "
+                f"(or training stopped early); test accuracy {last['test_accuracy']:.4f}"
             )
         if self.lead and self.metrics_path.exists():
             with self.phases("saving"):
@@ -216,10 +216,12 @@ class Run:
         restored = self.checkpoints.restore_latest(state, self.check_record)
         if restored is None:
             config = self.config
+            kept = self.score_validation.split.labels.size if self.score_validation else 0
+            held = f" ({kept} held out for validation)" if kept else ""
             self.report(
-                f"{config.model.name}: {self.num_train} training images, {self.steps_per_epoch} "
-                f"steps of {config.batch_size} per epoch on {self.trainer.mesh.size} "
-                f"{jax.default_backend()} device(s)"
+                f"{config.model.name}: {self.num_train} training images{held}, "
+                f"{self.steps_per_epoch} steps of {config.batch_size} per epoch on "
+                f"{self.trainer.mesh.size} {jax.default_backend()} device(s)"
             )
             batch_shape = (config.batch_size, *self.input_shape[1:])  # the kernels' choice
             first = state if self.trainer.seeds == 1 else jax.tree.map(lambda x: x[0], state)
@@ -255,7 +257,9 @@ class Run:
         """Trains the rest of `epoch` from `position`, then evaluates and saves a checkpoint."""
         config, chunk = self.config, self.chunk
         orders = [  # each seed's own permutation; one seed's order is (steps, batch)
-            data.epoch_batches(config.seed + k, epoch, self.num_train, config.batch_size)
+            self.train_index[
+                data.epoch_batches(config.seed + k, epoch, self.num_train, config.batch_size)
+            ]
             for k in range(self.trainer.seeds)
         ]
         order = orders[0] if self.trainer.seeds == 1 else np.stack(orders)
@@ -270,7 +274,16 @@ class Run:
             leave=False,
         )
         saving = 0.0  # seconds of this epoch's mid-epoch saves, not training
-        fed = self.streamed(order, position.epoch_steps) if self.streams else None
+        fed = None  # this process's share of the epoch's calls, read from disk ahead
+        if self.streams:
+            fed = stream.chunks(
+                *self.train_split,
+                order,
+                chunk,
+                position.epoch_steps,
+                jax.process_index(),
+                jax.process_count(),
+            )
         with self.phases("train"):
             for first in range(position.epoch_steps, self.steps_per_epoch, chunk):
                 if fed is not None:
@@ -313,7 +326,7 @@ class Run:
             self.read_back(pending, position, epoch)
         seconds = time.perf_counter() - start
         with self.phases("eval"):
-            scores = self.test(state)
+            scores = self.scores(state)
         line = {
             "epoch": epoch,
             "step": self.step(state),
@@ -331,18 +344,14 @@ class Run:
             "phases_s": self.phases.as_dict(),  # so far
             "first_step_s": self.phases.first_step_s,  # this process's, from its start
         }
-        position = Position(epochs=epoch, line=line)
+        position = Position(epochs=epoch, line=line, best=position.best)
+        best = self.monitor.update(position, line["step"])
         with self.phases("saving"):
-            self.save(state, position)
+            self.save(state, position, best if self.score_validation else None)
         # Written once its checkpoint is (a line without one would be trained again): the
         # devices train on meanwhile.
         self.owed = line
-        self.report(
-            f"epoch {epoch:3d}  train loss {line['train_loss']:.4f} acc "
-            f"{line['train_accuracy']:.4f}  test loss {line['test_loss']:.4f} acc "
-            f"{line['test_accuracy']:.4f}  {line['images_per_s']:,.0f} img/s  "
-            f"{line['elapsed_s']:.1f} s"
-        )
+        self.report(console_line(line))
         if parallel.any_process(stops.requested)[0]:
             stops.join()
             with self.phases("saving"):
@@ -353,17 +362,6 @@ class Run:
                 stops.exit_code(),
             )
         return state, position
-
-    def streamed(self, order: np.ndarray, start: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """This process's share of the epoch's calls from `start` on, read from disk ahead."""
-        return stream.chunks(
-            *self.train_split,
-            order,
-            self.chunk,
-            start,
-            jax.process_index(),
-            jax.process_count(),
-        )
 
     def read_back(self, calls: list[dict], position: Position, epoch: int) -> None:
         """Adds the calls' per-step metrics to `position`, checking each step's loss.
@@ -429,19 +427,21 @@ class Run:
                     "same command to write it and go on"
                 ) from None
 
-    def save(self, state: TrainState, position: Position) -> None:
+    def save(self, state: TrainState, position: Position, best: bool | None = None) -> None:
         self.write_owed(wait=True)  # the save before this one is waited for anyway
         record = position.record(self.steps_per_epoch, self.made_by)
-        self.checkpoints.save(self.step(state), state, record)
+        self.checkpoints.save(self.step(state), state, record, best)
         self.last_save = time.monotonic()
 
-    def test(self, state: TrainState) -> dict:
-        """Test loss and accuracy, every test example counted once."""
-        scores = self.score_test(state)
-        return per_seed(
-            self.trainer.seeds,
-            {"test_loss": scores["loss"], "test_accuracy": scores["accuracy"]},
-        )
+    def scores(self, state: TrainState) -> dict:
+        """Validation (with a validation split) and test loss and accuracy, every example once."""
+        scores = {}
+        for split, score in (("val", self.score_validation), ("test", self.score_test)):
+            if score is not None:
+                loss_and_accuracy = score(state)
+                scores[f"{split}_loss"] = loss_and_accuracy["loss"]
+                scores[f"{split}_accuracy"] = loss_and_accuracy["accuracy"]
+        return per_seed(self.trainer.seeds, scores)
 
     @staticmethod
     def step(state: TrainState) -> int:

@@ -386,9 +386,9 @@ def test_a_second_run_in_one_process_counts_its_start_up_from_its_call(dataset, 
 def test_checkpoints_by_wall_time_and_img_per_s_without_saving(dataset, tmp_path, monkeypatch):
     real_save = Checkpoints.save
 
-    def slow_save(self, step, state, record):  # a slow disk: 0.3 s a save
+    def slow_save(self, step, state, record, best=None):  # a slow disk: 0.3 s a save
         time.sleep(0.3)
-        real_save(self, step, state, record)
+        real_save(self, step, state, record, best)
 
     monkeypatch.setattr(Checkpoints, "save", slow_save)
     # No step cadence; a minute's cadence so short that every call of 12 steps is due.

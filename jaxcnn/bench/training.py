@@ -23,7 +23,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from jaxcnn import data, training
+from jaxcnn import data
 from jaxcnn import trainer as trainer_lib
 from jaxcnn.bench.flax_peer import flax_trainee
 from jaxcnn.bench.machine import device_name
@@ -128,7 +128,7 @@ def jax_trainee(config, train, info: data.DataInfo, name: str) -> Trainee:
     """
     batch_size = config.batch_size
     steps_per_epoch = full_batches(config, train.images.shape[0])
-    chunk = training.chunk_size(steps_per_epoch, config.steps_per_call)  # as train.py runs it
+    chunk = data.chunk_size(steps_per_epoch, config.steps_per_call)  # as train.py runs it
     trainer, state = trainer_lib.create_trainer(config, info, steps_per_epoch)
     images, labels = trainer.replicate(train)
     seeds = config.num_seeds

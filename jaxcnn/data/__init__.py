@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from jaxcnn.data import prepare as prepare_lib
-from jaxcnn.data.batches import epoch_batches, eval_batches
+from jaxcnn.data.batches import chunk_size, epoch_batches, eval_batches
 from jaxcnn.data.prepare import wait_prepared
 from jaxcnn.data.sources import FASHION_MNIST_DIR, DataError, find_source, read_idx
 
@@ -29,6 +29,7 @@ __all__ = [
     "DataError",
     "DataInfo",
     "Split",
+    "chunk_size",
     "epoch_batches",
     "eval_batches",
     "load",

@@ -26,6 +26,13 @@ def epoch_batches(seed: int, epoch: int, num_examples: int, batch_size: int) -> 
     return order[: steps * batch_size].reshape(steps, batch_size)
 
 
+def chunk_size(steps_per_epoch: int, wanted: int) -> int:
+    """The largest divisor of `steps_per_epoch` not above `wanted`: every chunk has one shape."""
+    return max(
+        d for d in range(1, max(1, min(wanted, steps_per_epoch)) + 1) if steps_per_epoch % d == 0
+    )
+
+
 def eval_batches(num_examples: int, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
     """All indices in `[steps, batch_size]` batches, the last padded; with a 0/1 mask of real ones."""
     steps = -(-num_examples // batch_size)
