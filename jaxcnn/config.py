@@ -23,7 +23,7 @@ from typing import Any
 
 import ml_collections
 
-from jaxcnn import layers, models
+from jaxcnn import layers, models, transfer
 from jaxcnn.augment import parse as parse_augment
 from jaxcnn.data.sources import FASHION_MNIST_DIR
 from jaxcnn.errors import ConfigError
@@ -56,6 +56,11 @@ def defaults() -> ml_collections.ConfigDict:
     # Model: `name` is a key of jaxcnn.models.MODELS, the other keys its arguments.
     config.model = ml_collections.ConfigDict()
     config.model.name = "lenet"
+    # Start from the model trained in this workdir: every parameter and statistic whose path
+    # and shape match is loaded (jaxcnn.transfer), the rest initialised afresh ('' for none).
+    config.init_from = ""
+    # Layers kept as loaded or initialised, e.g. "conv1,conv2" (a name or a prefix: "stage1").
+    config.freeze = ""
     # Optimisation
     config.optimizer = "adam"  # a key of jaxcnn.optim.OPTIMIZERS
     config.learning_rate = 1e-3  # the peak, for schedules that rise and fall
@@ -125,6 +130,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "channels": _one_of((0, 1, 3)),
     "test_fraction": _number(lambda v: 0 < v < 1, "a number in (0, 1)"),
     "strict": ((lambda v: isinstance(v, bool)), "True or False"),
+    "init_from": ((lambda v: isinstance(v, str)), "a workdir train.py trained in, or ''"),
+    "freeze": ((lambda v: isinstance(v, str)), 'comma-separated layer names, e.g. "conv1,conv2"'),
     "validation_fraction": _number(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "early_stopping_patience": (_positive_int(0)[0], "an int >= 0 (0: off)"),
     "monitor": _one_of(MONITORS),
@@ -179,10 +186,14 @@ def check(config: ml_collections.ConfigDict) -> None:
             f"`early_stopping_patience` ({config.early_stopping_patience}) needs a validation "
             "split to watch: set `validation_fraction` (e.g. 0.1); the test split is never used"
         )
+    if config.init_from:
+        check_init_from(config)
     for group in OPEN_GROUPS:
         if not isinstance(config[group], ml_collections.ConfigDict):
             raise ConfigError(f"`{group}` must be a group of keys, got {config[group]!r}")
     check_model(config.model)
+    if config.freeze:
+        check_freeze(config)
 
 
 def check_model(model: ml_collections.ConfigDict) -> None:
@@ -213,6 +224,34 @@ def check_model(model: ml_collections.ConfigDict) -> None:
         models.MODELS[name](10, **kwargs)  # builds no arrays: checks what needs no image size
     except (TypeError, ValueError) as e:
         raise ConfigError(f"`model` keys do not fit {name!r}: {e}") from None
+
+
+def check_freeze(config: ml_collections.ConfigDict) -> None:
+    """Every name in `freeze` is a layer of the model."""
+    kwargs = {k: v for k, v in config.model.items() if k != "name"}
+    model = models.MODELS[config.model.name](10, **kwargs)
+    unknown = transfer.unknown_prefixes(model, config.freeze)
+    if unknown:
+        raise ConfigError(
+            f"`freeze` names no layer {unknown[0]!r} of {config.model.name!r}; its layers are "
+            f"{[n for n in transfer.layer_names(model) if '.' not in n]}, and those inside "
+            "them by dotted path (e.g. 'stem.conv')"
+        )
+
+
+def check_init_from(config: ml_collections.ConfigDict) -> None:
+    """`init_from` is a workdir holding a trained model, and one seed trains from it."""
+    where = Path(config.init_from).expanduser()
+    checkpoints = where / "checkpoints"
+    if not (where / "config.json").is_file() or not checkpoints.is_dir():
+        raise ConfigError(
+            f"`init_from` {str(where)!r} is not a workdir train.py trained in "
+            "(no config.json and checkpoints/ there)"
+        )
+    if not any(p.name.isdigit() for p in checkpoints.iterdir()):
+        raise ConfigError(f"`init_from` {str(where)!r} has no checkpoint yet")
+    if config.num_seeds > 1:
+        raise ConfigError(f"`init_from` needs `num_seeds` 1, got {config.num_seeds}")
 
 
 def full_batches(config: ml_collections.ConfigDict, num_train: int) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from jaxcnn import data, layers, models, parallel, precision, xla
+from jaxcnn import data, layers, models, parallel, precision, transfer, xla
 from jaxcnn.augment import augment
 from jaxcnn.errors import ConfigError
 from jaxcnn.optim import build_optimizer, eval_params
@@ -66,8 +66,12 @@ class Trainer:
         std: Sequence[float],
         mesh: Mesh,
         compiler_options: dict[str, Any] | None = None,
+        frozen: tuple[Any, Any] | None = None,
     ):
+        """`frozen`: masks of the parameters and of the model state that `config.freeze`
+        keeps fixed (`jaxcnn.transfer.frozen_mask`), or None."""
         self.config, self.model, self.optimizer = config, model, optimizer
+        self.frozen = frozen
         # Per channel, as constants of the compiled steps.
         self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
         self.mesh = mesh
@@ -85,7 +89,11 @@ class Trainer:
             self._train_steps_fed, donate_argnums=0, compiler_options=options
         )
         self.evaluate = jax.jit(evaluate, compiler_options=options)
-        pick = lambda params, opt_state: eval_params(config, params, opt_state)  # noqa: E731
+
+        def pick(params, opt_state):
+            picked = eval_params(config, params, opt_state)
+            return picked if frozen is None else transfer.keep_frozen(frozen[0], picked, params)
+
         self._eval_params = jax.jit(jax.vmap(pick) if self.seeds > 1 else pick)
 
     def eval_params(self, state: TrainState) -> Any:
@@ -155,6 +163,9 @@ class Trainer:
             scale = precision.next_loss_scale(state.loss_scale, finite, state.step)
         else:
             scale = state.loss_scale
+        if self.frozen is not None:  # put back as they were, whatever the optimizer did
+            params = transfer.keep_frozen(self.frozen[0], params, state.params)
+            model_state = transfer.keep_frozen(self.frozen[1], model_state, state.model_state)
         state = TrainState(
             params, opt_state, model_state, state.step + 1, jax.random.key_data(rng), scale
         )
@@ -251,7 +262,12 @@ def create_trainer(
         state = init(seeds)
     except ValueError as e:  # a width or a kernel that does not fit, named by the layer
         raise ConfigError(f"`model`: {e}") from None
-    trainer = Trainer(config, model, optimizer, info.mean, info.std, mesh, options)
+    frozen = None
+    if config.get("freeze"):
+        frozen = tuple(
+            transfer.frozen_mask(t, config.freeze) for t in (state.params, state.model_state)
+        )
+    trainer = Trainer(config, model, optimizer, info.mean, info.std, mesh, options, frozen)
     return trainer, trainer.replicate(state)
 
 

@@ -1,16 +1,13 @@
 """Training and evaluation: `train_and_evaluate(config, workdir)`, which never loses a run.
 
-The loop runs `jaxcnn.trainer`'s jitted steps, `steps_per_call` to a call,
-and evaluates after every epoch. It saves a checkpoint every
-`checkpoint_every_steps` steps and at each epoch's end (`jaxcnn.checkpoint`);
-rerunning with the same workdir resumes from the newest intact one, with the
-same data order and random draws, so that the result is the one an
-uninterrupted run gives, and refuses checkpoints made by another model,
-optimizer, seed or data (`jaxcnn.position`). One training holds a workdir at
-a time (`jaxcnn.workdir`). SIGTERM and Ctrl-C stop it at the end of the
-current call, after a checkpoint (`jaxcnn.stop`); a non-finite loss, or one
-above `max_loss`, stops it before anything of it is saved; a save that fails
-stops it within a call of steps, naming the save's step.
+The loop runs `jaxcnn.trainer`'s jitted steps, `steps_per_call` to a call, and
+evaluates after every epoch (`jaxcnn.evaluation`; early stopping: `jaxcnn.monitor`).
+It saves a checkpoint every `checkpoint_every_steps` steps and at each epoch's end;
+rerunning in the workdir resumes from the newest intact one with the same data order
+and draws, as if uninterrupted, and refuses another model's, optimizer's, seed's or
+data's (`jaxcnn.position`). One training holds a workdir (`jaxcnn.workdir`). SIGTERM
+and Ctrl-C stop it after a checkpoint (`jaxcnn.stop`); a non-finite loss, or one above
+`max_loss`, stops it before anything of it is saved; a failed save, within a call.
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxcnn import config as config_lib
-from jaxcnn import data, parallel
+from jaxcnn import data, parallel, transfer
 from jaxcnn import workdir as workdir_lib
 from jaxcnn.checkpoint import Checkpoints
 from jaxcnn.data import stream
@@ -44,6 +41,7 @@ from jaxcnn.metrics import (
 from jaxcnn.monitor import Monitor
 from jaxcnn.phases import Phases
 from jaxcnn.position import Position, check_record, fingerprint
+from jaxcnn.predict import Predictor
 from jaxcnn.stop import Diverged, Stopped, StopRequests
 from jaxcnn.summary import summary
 from jaxcnn.trainer import Trainer, TrainState, compiler_options, create_trainer, device_mesh
@@ -213,7 +211,9 @@ class Run:
 
     def resume(self, state: TrainState) -> tuple[TrainState, Position]:
         """The newest intact checkpoint's state and position, or `state` at the start."""
-        restored = self.checkpoints.restore_latest(state, self.check_record)
+        where = self.checkpoints.directory
+        fits = lambda record: check_record(record, self.made_by, self.steps_per_epoch, where)  # noqa: E731
+        restored = self.checkpoints.restore_latest(state, fits)
         if restored is None:
             config = self.config
             kept = self.score_validation.split.labels.size if self.score_validation else 0
@@ -226,6 +226,10 @@ class Run:
             batch_shape = (config.batch_size, *self.input_shape[1:])  # the kernels' choice
             first = state if self.trainer.seeds == 1 else jax.tree.map(lambda x: x[0], state)
             self.report(summary(self.trainer.model, first.params, batch_shape, first.model_state))
+            if config.init_from:  # a fresh run starts from that model, where it fits
+                source = Predictor.load(config.init_from)
+                state, line = transfer.start_from(state, source, self.trainer, config.init_from)
+                self.report(line)
             self.reconcile(0, None)
             return state, Position()
         state, record = restored
@@ -246,10 +250,6 @@ class Run:
             reconcile(self.metrics_path, epochs, owed)
         except OSError as e:
             raise SaveError(f"could not write {self.metrics_path} ({e.strerror or e})") from None
-
-    def check_record(self, record: dict) -> None:
-        """Raises `CheckpointError` if a checkpoint's record does not fit this run."""
-        check_record(record, self.made_by, self.steps_per_epoch, self.checkpoints.directory)
 
     def run_epoch(
         self, state: TrainState, position: Position, epoch: int, stops: StopRequests

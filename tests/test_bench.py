@@ -12,7 +12,7 @@ import synthetic
 from backends import cpu_only
 
 from jaxcnn import xla
-from jaxcnn.bench import cli, conv, machine, peers, runs, summary, timing, training
+from jaxcnn.bench import cli, conv, finetune, machine, peers, runs, summary, timing, training
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
@@ -409,3 +409,22 @@ def test_more_devices_than_jax_can_have_is_an_error_not_passed_over():
     assert "--devices 2" in result.stderr and "xla_force_host_platform_device_count=1" in (
         result.stderr
     )
+
+
+def test_results_record_the_commit_versions_device_and_date():
+    record = machine.provenance()
+    assert record["device"] == machine.device_name() and record["jax"] == jax.__version__
+    assert len(record["commit"].rstrip("+")) >= 7 and len(record["date"]) == len("2026-12-03")
+
+
+def test_the_finetune_table_shows_each_run_and_where_it_was_measured():
+    report = {
+        **machine.provenance(), "config": "configs/lenet.py", "per_class": 50, "epochs": 30,
+        "pretrained": {"epochs": 12, "test_accuracy": 0.9384},
+        "rows": [{"run": "from scratch", "test_accuracy": 0.8912},
+                 {"run": "fine-tuned", "test_accuracy": 0.9012}],
+    }  # fmt: skip
+    table = finetune.finetune_table(report)
+    assert "| from scratch | 89.12% |" in table and "| fine-tuned | 90.12% |" in table
+    assert "(12 epochs, 93.84% on their test images)" in table
+    assert f"commit {report['commit']}" in table

@@ -11,7 +11,7 @@ import jax
 
 from jaxcnn import config as config_lib
 from jaxcnn import parallel
-from jaxcnn.bench import conv, runs, summary, training
+from jaxcnn.bench import conv, finetune, runs, summary, training
 from jaxcnn.errors import JaxcnnError
 
 # --set may not touch these: the benchmark sets them itself.
@@ -105,6 +105,13 @@ def parser() -> argparse.ArgumentParser:
         "--torch-compile", action="store_true", help="and with torch.compile (with --torch)"
     )
     runs.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    finetune = sub.add_parser(
+        "finetune", help="few images of new classes: from scratch against from a trained model"
+    )
+    finetune.add_argument("--config", default="configs/lenet.py")
+    finetune.add_argument("--per-class", type=int, default=50, help="training images per class")
+    finetune.add_argument("--epochs", type=int, default=30, help="epochs on the few images")
+    finetune.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     summary = sub.add_parser("summary", help="the README's results table, from --out's files")
     summary.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     summary.add_argument("--readme", type=Path, default=Path("README.md"))
@@ -132,6 +139,14 @@ def main(argv: list[str] | None = None) -> None:
         print(conv.conv_table(conv.bench_conv(args.quick, args.out, args.repeats, args.torch)))
     elif args.bench in ("train", "lenet"):
         run_training(cli, args)
+    elif args.bench == "finetune":
+        if min(args.per_class, args.epochs) < 1:
+            cli.error("--per-class and --epochs must be >= 1")
+        try:
+            report = finetune.bench_finetune(args.config, args.out, args.per_class, args.epochs)
+        except JaxcnnError as e:
+            cli.error(str(e))
+        print(finetune.finetune_table(report))
     elif args.bench == "runs":
         if not runs.TRAIN_SCRIPT.is_file():
             cli.error("runs: no train.py here: run from the repository's root")

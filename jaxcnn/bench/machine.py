@@ -32,3 +32,29 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def provenance() -> dict:
+    """What a results file records of how it was made: the device, the commit (with `+` if
+    the work tree had changes), the versions of jax and jaxlib, and the UTC date."""
+    import datetime
+    import subprocess
+
+    import jaxlib
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], capture_output=True, text=True, cwd=Path(__file__).parent
+        )
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no"):
+        commit += "+"
+    return {
+        "device": device_name(),
+        "commit": commit,
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
+    }

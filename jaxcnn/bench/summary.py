@@ -59,6 +59,16 @@ def results_table(results: Path) -> str:
             f"step, against {k}x for {k} runs one after another "
             f"([{SEEDS_RESULT}.md](benchmarks/results/{SEEDS_RESULT}.md)).",
         ]
+    finetune = results / "finetune.json"
+    if finetune.is_file():
+        report = json.loads(finetune.read_text())
+        accuracy = {r["run"]: f"{r['test_accuracy']:.2%}" for r in report["rows"]}
+        lines += [
+            "",
+            f"Fine-tuning, {report['per_class']} images of each of 5 new classes: "
+            + ", ".join(f"{run} {a}" for run, a in accuracy.items())
+            + " (`init_from`, `freeze`; [finetune.md](benchmarks/results/finetune.md)).",
+        ]
     return "\n".join(lines) + "\n"
 
 
