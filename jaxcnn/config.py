@@ -52,7 +52,8 @@ def defaults() -> ml_collections.ConfigDict:
     # Of the training split, held out to score each epoch on (0: none): each example drawn by a
     # hash of its pixels and label, the same every run. With it, nothing is chosen on the test split.
     config.validation_fraction = 0.0
-    config.augment = ""  # e.g. "crop,flip" or "reflect_crop:2,flip,cutout:8" (jaxcnn.augment)
+    # e.g. "crop,flip", "reflect_crop:2,flip,cutout:8", "flip,mixup:0.2" (jaxcnn.augment)
+    config.augment = ""
     # Model: `name` is a key of jaxcnn.models.MODELS, the other keys its arguments.
     config.model = ml_collections.ConfigDict()
     config.model.name = "lenet"

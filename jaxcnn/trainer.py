@@ -20,7 +20,7 @@ import optax
 from jax.sharding import Mesh
 
 from jaxcnn import data, layers, models, parallel, precision, transfer, xla
-from jaxcnn.augment import augment
+from jaxcnn.augment import augment_and_mix, partner_labels
 from jaxcnn.errors import ConfigError
 from jaxcnn.optim import build_optimizer, eval_params
 from jaxcnn.precision import COMPUTE_DTYPES
@@ -131,24 +131,29 @@ class Trainer:
         )
         return logits.astype(jnp.float32), model_state
 
-    def loss(self, params, model_state, x, labels, key, scale):
+    def loss(self, params, model_state, x, labels, key, scale, own=None):
         """Label-smoothed cross-entropy to minimise (times the loss `scale`); plain
-        cross-entropy, accuracy and the model's new state (batch-norm statistics) to report."""
+        cross-entropy, accuracy and the model's new state (batch-norm statistics) to report.
+        `own`: each example's weight of its own label where augmentation mixed it with its
+        partner's (`jaxcnn.augment.augment_and_mix`)."""
         logits, model_state = self.logits(params, model_state, x, training=True, key=key)
         log_p = jax.nn.log_softmax(logits)
-        targets = optax.smooth_labels(
-            jax.nn.one_hot(labels, log_p.shape[-1]), self.config.label_smoothing
-        )
+        classes = log_p.shape[-1]
+        targets = jax.nn.one_hot(labels, classes)
+        if own is not None:
+            partner = jax.nn.one_hot(partner_labels(labels), classes)
+            targets = own[:, None] * targets + (1 - own[:, None]) * partner
+        targets = optax.smooth_labels(targets, self.config.label_smoothing)
         loss = -jnp.sum(targets * log_p, axis=-1).mean()
         cross_entropy, correct = scores(log_p, labels)
         return loss * scale, (cross_entropy.mean(), correct.mean(), model_state)
 
     def train_step(self, state: TrainState, images, labels) -> tuple[TrainState, dict]:
         rng, aug_key = jax.random.split(jax.random.wrap_key_data(state.rng))
-        x = augment(aug_key, self.normalize(images), self.config.augment)
+        x, own = augment_and_mix(aug_key, self.normalize(images), self.config.augment)
         dropout_key = jax.random.fold_in(aug_key, DROPOUT_STREAM)
         (_, (loss, accuracy, model_state)), grads = jax.value_and_grad(self.loss, has_aux=True)(
-            state.params, state.model_state, x, labels, dropout_key, state.loss_scale
+            state.params, state.model_state, x, labels, dropout_key, state.loss_scale, own
         )
         grads = jax.tree.map(lambda g: g / state.loss_scale, grads)
         updates, opt_state = self.optimizer.update(grads, state.opt_state, state.params)

@@ -6,7 +6,7 @@ import pytest
 from backends import two_devices
 
 from jaxcnn import parallel
-from jaxcnn.augment import augment, parse
+from jaxcnn.augment import augment, augment_and_mix, parse
 
 
 def images(n=16, h=8, w=8, c=2, seed=0):
@@ -26,7 +26,7 @@ def test_parse_names_sizes_and_the_old_names():
     [
         (
             "rotate",
-            r"names 'rotate', which is not one of \['flip', 'crop', 'reflect_crop', 'cutout'\]",
+            r"names 'rotate', which is not one of \['flip', 'crop', 'reflect_crop', 'cutout', 'mixup', 'cutmix'\]",
         ),
         ("crop:0", "'crop:0' must be crop or crop:N with N > 0"),
         ("crop:x", "'crop:x' must be crop or crop:N"),
@@ -107,3 +107,61 @@ def test_draws_do_not_depend_on_how_the_batch_is_split_over_devices():
     sharded = parallel.put(x, parallel.batch_sharded(mesh))
     two = jax.jit(lambda x: augment(jax.random.key(6), x, "reflect_crop,flip,cutout"))(sharded)
     np.testing.assert_array_equal(one, two)
+
+
+def distinct_images(n=6, size=8):
+    """Images no two of which share a pixel value: where each output pixel came from is clear."""
+    return np.arange(n * size * size, dtype=np.float32).reshape(n, size, size, 1)
+
+
+def test_mixup_blends_each_example_with_its_mirrored_partner():
+    x = distinct_images()
+    mixed, own = augment_and_mix(jax.random.key(3), x, "mixup:0.4")
+    own = np.asarray(own)
+    assert own.shape == (6,) and np.all((0 <= own) & (own <= 1)) and len(set(own)) == 6
+    want = own[:, None, None, None] * x + (1 - own[:, None, None, None]) * x[::-1]
+    np.testing.assert_allclose(mixed, want, rtol=1e-6)
+
+
+def test_cutmix_pastes_one_box_of_the_partner_and_weighs_the_label_by_the_area_kept():
+    x = distinct_images(n=8)
+    mixed, own = augment_and_mix(jax.random.key(5), x, "cutmix")
+    mixed, own = np.asarray(mixed), np.asarray(own)
+    for i in range(8):
+        from_partner = mixed[i, ..., 0] == x[7 - i, ..., 0]
+        assert np.all(from_partner | (mixed[i, ..., 0] == x[i, ..., 0]))
+        rows, cols = np.flatnonzero(from_partner.any(1)), np.flatnonzero(from_partner.any(0))
+        if rows.size:  # one rectangle: every pixel of its bounding box
+            assert from_partner[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].all()
+            assert list(rows) == list(range(rows[0], rows[-1] + 1))
+        assert own[i] == pytest.approx(1 - from_partner.mean())
+    assert 0 < own.min() < 1  # some boxes were pasted
+
+
+def test_mixed_targets_sum_to_one_and_give_the_loss_by_hand():
+    from types import SimpleNamespace
+
+    from jaxcnn.trainer import Trainer
+
+    logits = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
+    config = SimpleNamespace(label_smoothing=0.1)
+    # A model whose logits are its inputs: the loss alone is at stake.
+    trainer = SimpleNamespace(config=config, logits=lambda p, s, x, training, key: (x, s))
+    labels, own = np.array([0, 1, 2, 1]), np.array([1.0, 0.25, 0.5, 0.0], np.float32)
+    value, _ = Trainer.loss(trainer, {}, {}, logits, labels, None, 1.0, own)
+    onehot = np.eye(3)[labels]
+    targets = own[:, None] * onehot + (1 - own[:, None]) * onehot[::-1]
+    np.testing.assert_allclose(targets.sum(1), 1)
+    targets = targets * 0.9 + 0.1 / 3
+    log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    assert float(value) == pytest.approx(-(targets * log_p).sum(1).mean(), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [("mixup,flip", "at most, and last"), ("mixup,cutmix", "at most, and last"),
+     ("cutmix:0", "cutmix:A with A > 0")],
+)  # fmt: skip
+def test_a_mix_is_one_and_last_with_a_positive_alpha(spec, match):
+    with pytest.raises(ValueError, match=match):
+        parse(spec)

@@ -227,10 +227,11 @@ def test_train_loss_is_plain_cross_entropy(dataset):
 
 
 @two_devices
-def test_data_parallel_steps_match_one_device(dataset):
-    config = small_config(
-        dataset, augment="shift_flip"
-    )  # random numbers must not depend on devices
+@pytest.mark.parametrize(
+    "augment", ["shift_flip", "flip,cutmix"]
+)  # cutmix: partners across devices
+def test_data_parallel_steps_match_one_device(dataset, augment):
+    config = small_config(dataset, augment=augment)  # random numbers must not depend on devices
     train, _, info = data.load(config)
     index = np.arange(96).reshape(3, 1, 32)
     results = {}
@@ -353,3 +354,9 @@ def test_each_process_streams_its_share_of_the_same_batches(dataset):
         index = order[8 + 4 * call : 12 + 4 * call]
         np.testing.assert_array_equal(np.concatenate([a[0], b[0]], axis=1), train.images[index])
         np.testing.assert_array_equal(np.concatenate([a[1], b[1]], axis=1), train.labels[index])
+
+
+def test_mixup_trains_the_easy_classes(dataset, tmp_path):
+    config = small_config(dataset, augment="flip,mixup:0.4", num_epochs=3)
+    last = training.train_and_evaluate(config, tmp_path / "run")
+    assert last["test_accuracy"] > 0.9  # chance is 0.25
