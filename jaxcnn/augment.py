@@ -102,9 +102,7 @@ def augment(key: jax.Array, x: jax.Array, spec: str) -> jax.Array:
     return jax.vmap(one)(jax.random.split(key, n), x)
 
 
-def augment_and_mix(
-    key: jax.Array, x: jax.Array, spec: str
-) -> tuple[jax.Array, jax.Array | None]:
+def augment_and_mix(key: jax.Array, x: jax.Array, spec: str) -> tuple[jax.Array, jax.Array | None]:
     """`augment`, then `spec`'s mixing operation if any: the images, and the weight `(n,)` of
     each example's own label (None without mixing); its partner's is `1 - weight`, the
     partner of example `i` being example `n - 1 - i` (`partner_labels`)."""
