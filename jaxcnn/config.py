@@ -70,6 +70,10 @@ def defaults() -> ml_collections.ConfigDict:
     config.momentum = 0.0  # sgd only; > 0 uses Nesterov momentum
     config.weight_decay = 0.0  # adamw only, decoupled
     config.label_smoothing = 0.0
+    # Evaluate, checkpoint and export the parameters' moving average, ema = d * ema + (1 - d) *
+    # params after each step (0: off; e.g. 0.999); batch norm's statistics are gathered for
+    # them on training batches at each epoch's end. Not with schedule-free optimizers.
+    config.ema_decay = 0.0
     config.batch_size = 256  # global, split over the devices; an epoch drops the last partial one
     config.eval_batch_size = 1000  # global; evaluation sees every test example
     config.num_epochs = 10  # also the length of the learning-rate schedule
@@ -143,6 +147,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "warmup_epochs": _number(lambda v: v >= 0, "a number >= 0"),
     "momentum": _number(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "weight_decay": _number(lambda v: v >= 0, "a number >= 0"),
+    "ema_decay": _number(lambda v: 0 <= v < 1, "a number in [0, 1) (0: off)"),
     "label_smoothing": _number(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "batch_size": _positive_int(1),
     "eval_batch_size": _positive_int(1),
@@ -189,6 +194,11 @@ def check(config: ml_collections.ConfigDict) -> None:
         )
     if config.init_from:
         check_init_from(config)
+    if config.ema_decay and config.optimizer.startswith("schedule_free"):
+        raise ConfigError(
+            f"`ema_decay` ({config.ema_decay}) with {config.optimizer!r}, which evaluates an "
+            "average of its own: use one of them (adamw, adam, sgd with ema_decay)"
+        )
     for group in OPEN_GROUPS:
         if not isinstance(config[group], ml_collections.ConfigDict):
             raise ConfigError(f"`{group}` must be a group of keys, got {config[group]!r}")
@@ -268,16 +278,18 @@ def full_batches(config: ml_collections.ConfigDict, num_train: int) -> int:
     return num_train // config.batch_size
 
 
-def streams(config: ml_collections.ConfigDict, nbytes: int) -> bool:
+def streams(config: ml_collections.ConfigDict, nbytes: int, gathers: bool = False) -> bool:
     """Whether a training split of `nbytes` streams from disk (over `memory_budget_mb`).
+    `gathers`: whether batch norm's statistics are gathered for averaged weights.
 
     Raises:
-      ConfigError: if it does and `num_seeds` > 1, which needs it in memory.
+      ConfigError: if it does and `num_seeds` > 1 or `gathers`, which need it in memory.
     """
     over = nbytes > config.memory_budget_mb << 20
-    if over and config.num_seeds > 1:
+    key = "num_seeds" if config.num_seeds > 1 else "ema_decay" if gathers else None
+    if over and key:
         raise ConfigError(
-            f"`num_seeds` ({config.num_seeds}) needs the training split in memory: it is "
+            f"`{key}` ({config[key]}) needs the training split in memory: it is "
             f"{nbytes >> 20} MB, over `memory_budget_mb` ({config.memory_budget_mb})"
         )
     return over

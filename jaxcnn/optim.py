@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
+import jax
 import ml_collections
 import optax
 import optax.contrib
@@ -37,14 +38,36 @@ OPTIMIZERS: dict[
 }
 
 
+class ParamsEma(NamedTuple):
+    ema: Any  # the parameters' exponential moving average, shaped as they are
+
+
+def params_ema(decay: float) -> optax.GradientTransformation:
+    """Chained last, keeps the exponential moving average of the parameters each update
+    gives, `ema = decay * ema + (1 - decay) * params` (from the initial parameters), in its
+    state; the updates pass unchanged."""
+
+    def init(params):
+        return ParamsEma(jax.tree.map(lambda p: p.copy(), params))
+
+    def update(updates, state, params):
+        new = optax.apply_updates(params, updates)
+        return updates, ParamsEma(optax.incremental_update(new, state.ema, 1 - decay))
+
+    return optax.GradientTransformation(init, update)
+
+
 def eval_params(config: ml_collections.ConfigDict, params: Any, opt_state: Any) -> Any:
-    """The parameters to evaluate and predict with: `params`, but for schedule-free
-    optimizers, whose training parameters are not the model they converge to.
+    """The parameters to evaluate and predict with: `params`, but their moving average with
+    `ema_decay`, and for schedule-free optimizers, whose training parameters are not the
+    model they converge to, their average.
 
     Batch norm's running statistics are gathered at the training parameters,
     not at these: the default LeNet has none; a model with batch norm is
     better served by AdamW and a schedule.
     """
+    if config.get("ema_decay"):
+        return opt_state[-1].ema
     if config.optimizer.startswith("schedule_free"):
         return optax.contrib.schedule_free_eval_params(opt_state, params)
     return params
@@ -61,4 +84,7 @@ def build_optimizer(
     total = config.num_epochs * steps_per_epoch
     warmup = int(config.warmup_epochs * steps_per_epoch)
     schedule = SCHEDULES[config.schedule](config.learning_rate, total, warmup)
-    return OPTIMIZERS[config.optimizer](schedule, config)
+    optimizer = OPTIMIZERS[config.optimizer](schedule, config)
+    if config.get("ema_decay"):
+        optimizer = optax.chain(optimizer, params_ema(config.ema_decay))
+    return optimizer

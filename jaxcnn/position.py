@@ -30,6 +30,7 @@ def fingerprint(config: ml_collections.ConfigDict, info: DataInfo) -> dict:
     made_by = {
         "model": config.model.to_dict(),
         "optimizer": config.optimizer,
+        "ema_decay": config.ema_decay,
         "seed": config.seed,
         "num_seeds": config.num_seeds,
         "data": {

@@ -27,6 +27,9 @@ from jaxcnn.precision import COMPUTE_DTYPES
 
 # Dropout's key is its step's augmentation key folded with this: a stream of its own.
 DROPOUT_STREAM = 0x64726F70
+# Training batches that batch norm's statistics are gathered over for averaged weights
+# (`ema_decay`): with momentum 0.9, what they held before weighs 0.9 ** 50 < 1%.
+STATISTICS_BATCHES = 50
 
 
 class TrainState(NamedTuple):
@@ -89,6 +92,12 @@ class Trainer:
             self._train_steps_fed, donate_argnums=0, compiler_options=options
         )
         self.evaluate = jax.jit(evaluate, compiler_options=options)
+        gather = self._gather_statistics
+        if self.seeds > 1:
+            gather = jax.vmap(gather, in_axes=(0, 0, None, None))
+        self._gather = jax.jit(gather, compiler_options=options)
+        # Batch norm's statistics follow the training parameters, not their moving average.
+        self.gathers_statistics = bool(config.get("ema_decay")) and model.has_state
 
         def pick(params, opt_state):
             picked = eval_params(config, params, opt_state)
@@ -99,6 +108,25 @@ class Trainer:
     def eval_params(self, state: TrainState) -> Any:
         """The parameters to evaluate `state` with (`jaxcnn.optim.eval_params`)."""
         return self._eval_params(state.params, state.opt_state)
+
+    def refresh_statistics(self, state: TrainState, images, order: np.ndarray) -> TrainState:
+        """`state` with batch norm's running statistics gathered anew for the evaluated
+        parameters (`eval_params`) over the first `STATISTICS_BATCHES` batches of `order`
+        `(steps, batch)` of the device-resident `images`, as `torch.optim.swa_utils.update_bn`
+        does for averaged weights; `state` itself where they need none (`gathers_statistics`)."""
+        if not self.gathers_statistics:
+            return state
+        index = self.shard_batches(np.asarray(order)[:STATISTICS_BATCHES])
+        model_state = self._gather(self.eval_params(state), state.model_state, images, index)
+        return state._replace(model_state=model_state)
+
+    def _gather_statistics(self, params, model_state, images, batch_index):
+        def batch(model_state, index):
+            x = self.normalize(images[index])
+            key = jax.random.key(0)  # dropout, where there is some: as training draws it
+            return self.logits(params, model_state, x, training=True, key=key)[1], None
+
+        return jax.lax.scan(batch, model_state, batch_index)[0]
 
     def replicate(self, tree):
         """`tree`'s arrays (state, a data split) in full on every device of the mesh."""

@@ -130,7 +130,7 @@ class Run:
         self.input_shape = (1, *train.images.shape[1:])
         budget = config.memory_budget_mb << 20
         # A split within the budget lives on the devices; a larger one streams from disk.
-        self.streams = config_lib.streams(config, train.images.nbytes)
+        self.streams = config_lib.streams(config, train.images.nbytes, trainer.gathers_statistics)
         self.train_split = train
         if not self.streams:
             self.images, self.labels = trainer.replicate(tuple(map(np.asarray, train)))
@@ -326,6 +326,7 @@ class Run:
             self.read_back(pending, position, epoch)
         seconds = time.perf_counter() - start
         with self.phases("eval"):
+            state = self.trainer.refresh_statistics(state, self.images, orders[0])
             scores = self.scores(state)
         line = {
             "epoch": epoch,

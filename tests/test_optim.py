@@ -64,3 +64,17 @@ def test_warmup_constant_rises_then_holds():
     schedule = SCHEDULES["warmup_constant"](2e-3, 100, 10)
     rates = [float(schedule(step)) for step in (0, 5, 10, 50, 99)]
     assert rates == pytest.approx([0.0, 1e-3, 2e-3, 2e-3, 2e-3])
+
+
+@pytest.mark.parametrize("name", ["sgd", "adamw"])
+def test_ema_evaluates_the_moving_average_of_the_training_parameters(name):
+    config = config_for(name, ema_decay=0.8)
+    trail = run(config, 10, [0.5, 0.5, 0.5])
+    average = np.array([0.5, 0.5, 0.5])  # from the initial parameters, in NumPy
+    for params, _ in trail:
+        average = 0.8 * average + 0.2 * np.asarray(params["w"])
+    params, state = trail[-1]
+    np.testing.assert_allclose(eval_params(config, params, state)["w"], average, rtol=1e-6)
+    # The updates are the optimizer's own: the same trail as without the average.
+    plain = run(config_for(name), 10, [0.5, 0.5, 0.5])
+    np.testing.assert_array_equal(plain[-1][0]["w"], params["w"])
