@@ -55,7 +55,7 @@ def with_(key, value):
 @pytest.mark.parametrize(
     "key, value, match",
     [
-        ("augment", "mixup", "`augment` names .mixup., which is not one of"),
+        ("augment", "rotate", "`augment` names .rotate., which is not one of"),
         ("batch_size", 0, "`batch_size` must be a positive int, got 0"),
         ("batch_size", "abc", "`batch_size` must be a positive int, got 'abc'"),
         ("batch_size", True, "`batch_size` must be a positive int, got True"),
