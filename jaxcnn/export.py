@@ -11,6 +11,9 @@ Writes two files in DIR:
   already applied inside (mean and std per channel, of pixels in [0, 1]), the
   class names, the checkpoint's epoch and the JAX version that wrote it.
 
+With `--onnx`, `model.onnx` too: the same function through `jax2onnx`, for
+onnxruntime and other ONNX runtimes (`pip install 'jaxcnn[onnx]'`).
+
 Loading it needs JAX alone (`jax.export.deserialize(...).call(images)`); the
 README's "Use a trained model" has the ten lines. The probabilities are
 `predict.py`'s for the same pixels. Nothing in the workdir is written, and an
@@ -20,6 +23,7 @@ existing export in DIR is replaced only with `--overwrite`.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -34,6 +38,7 @@ from jaxcnn.predict import Predictor, add_checkpoint_flag
 
 MODEL_FILE = "model.jax"
 META_FILE = "model.json"
+ONNX_FILE = "model.onnx"
 
 
 def export(predictor: Predictor, platforms: Sequence[str] | None = None) -> jax.export.Exported:
@@ -71,8 +76,36 @@ def metadata(predictor: Predictor) -> dict:
     }
 
 
-def write(predictor: Predictor, out: Path, *, overwrite: bool = False, platforms=None) -> Path:
-    """Exports `predictor` into the folder `out`; the path of its `model.jax`.
+def to_onnx(predictor: Predictor) -> bytes:
+    """`predictor`'s probabilities as a serialized ONNX model with a symbolic batch size.
+
+    Raises:
+      ImportError: without `jax2onnx` (`pip install 'jaxcnn[onnx]'`).
+    """
+    import logging
+
+    from jax2onnx import to_onnx as convert
+
+    h, w, c = predictor.info.image_shape
+    quiet = logging.getLogger("onnx_ir.serde")  # a warning per constant it cannot type
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        return convert(predictor.probabilities_of, [("n", h, w, c)]).SerializeToString()
+    finally:
+        quiet.setLevel(level)
+
+
+def write(
+    predictor: Predictor,
+    out: Path,
+    *,
+    overwrite: bool = False,
+    platforms: Sequence[str] | None = None,
+    onnx: bool = False,
+) -> Path:
+    """Exports `predictor` into the folder `out` (with `onnx`, `model.onnx` too); the path
+    of its `model.jax`.
 
     Raises:
       WorkdirError: if `out` is a file, or holds an export and `overwrite` is False.
@@ -80,11 +113,14 @@ def write(predictor: Predictor, out: Path, *, overwrite: bool = False, platforms
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise WorkdirError(f"--out {out} is a file: give a folder")
-    for name in (MODEL_FILE, META_FILE):
+    for name in (MODEL_FILE, META_FILE, ONNX_FILE):
         if (out / name).exists() and not overwrite:
             raise WorkdirError(f"{out / name} exists: pass --overwrite to replace it")
     serialized = export(predictor, platforms).serialize()
+    onnx_model = to_onnx(predictor) if onnx else None
     out.mkdir(parents=True, exist_ok=True)
+    if onnx_model is not None:
+        _write_whole(out / ONNX_FILE, onnx_model)
     _write_whole(out / MODEL_FILE, bytes(serialized))
     _write_whole(out / META_FILE, (json.dumps(metadata(predictor), indent=2) + "\n").encode())
     return out / MODEL_FILE
@@ -110,18 +146,22 @@ def main(argv: list[str] | None = None) -> None:
         "default: JAX's default backend",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace an export in --out")
+    parser.add_argument("--onnx", action="store_true", help="also model.onnx, through jax2onnx")
     add_checkpoint_flag(parser)
     args = parser.parse_args(argv)
     platforms = [p for p in args.platforms.split(",") if p] or None
     known = {"cpu", "cuda", "rocm", "tpu"}
     if platforms and not set(platforms) <= known:
         parser.error(f"--platforms must name some of {sorted(known)}, got {args.platforms!r}")
+    if args.onnx and importlib.util.find_spec("jax2onnx") is None:
+        parser.error("--onnx needs jax2onnx, which is not installed: pip install 'jaxcnn[onnx]'")
     try:
         path = write(
             Predictor.load(args.workdir, args.checkpoint),
             args.out,
             overwrite=args.overwrite,
             platforms=platforms,
+            onnx=args.onnx,
         )
     except (JaxcnnError, OSError) as e:
         sys.exit(f"python -m jaxcnn.export: {e}")

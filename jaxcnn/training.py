@@ -132,8 +132,8 @@ class Run:
         # A split within the budget lives on the devices; a larger one streams from disk.
         self.streams = config_lib.streams(config, train.images.nbytes, trainer.gathers_statistics)
         self.train_split = train
-        if not self.streams:
-            self.images, self.labels = trainer.replicate(tuple(map(np.asarray, train)))
+        arrays = (None, None) if self.streams else tuple(map(np.asarray, train))
+        self.images, self.labels = trainer.replicate(arrays)  # None where streamed from disk
         self.score_test = Scorer(trainer, test, config.eval_batch_size, budget)
         held_out = data.Split(train.images[held.validation], train.labels[held.validation])
         self.score_validation = None

@@ -70,3 +70,12 @@ def test_a_run_with_ema_saves_and_predicts_with_the_average(dataset, tmp_path):
     ema = restored[1][-1].ema
     np.testing.assert_array_equal(predictor.state.params["fc1"]["kernel"], ema["fc1"]["kernel"])
     assert not np.array_equal(ema["fc1"]["kernel"], restored[0]["fc1"]["kernel"])
+
+
+def test_gathering_statistics_needs_the_training_split_in_memory():
+    config = config_lib.defaults()
+    config.memory_budget_mb, config.ema_decay, config.optimizer = 1, 0.99, "adamw"
+    assert not config_lib.streams(config, 1 << 20, gathers=True)  # within the budget
+    with pytest.raises(ConfigError, match=r"`ema_decay` \(0.99\) needs the training split in"):
+        config_lib.streams(config, 2 << 20, gathers=True)
+    assert config_lib.streams(config, 2 << 20, gathers=False)  # no batch norm: it streams

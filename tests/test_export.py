@@ -118,3 +118,15 @@ def test_the_command_s_mistakes_are_one_line(tmp_path):
         assert done.returncode != 0 and says in done.stderr
         assert "Traceback" not in done.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_the_onnx_export_gives_predict_s_probabilities(trained, tmp_path):
+    # Runs where `jaxcnn[onnx]` is installed: a step of CI's, not the README's test command.
+    pytest.importorskip("jax2onnx")
+    onnxruntime = pytest.importorskip("onnxruntime")
+    predictor = Predictor.load(trained / "run")
+    export.write(predictor, tmp_path, onnx=True)
+    session = onnxruntime.InferenceSession(str(tmp_path / export.ONNX_FILE))
+    images = np.random.default_rng(2).integers(0, 256, (7, 16, 16, 3), dtype=np.uint8)
+    [got] = session.run(None, {session.get_inputs()[0].name: images.astype(np.float32)})
+    np.testing.assert_allclose(got, predictor.probabilities(images), rtol=0, atol=1e-4)
