@@ -93,27 +93,21 @@ def test_a_prepared_dataset_loads_without_importing_tfds(tmp_path):
     source = synthetic.write_dataset(tmp_path / "idx", n_train=64, n_test=16)
     config = config_for(tmp_path, source)
     data.load(config)
-    code = (
-        "import sys\n"
-        "from configs import lenet\n"
-        "from jaxcnn import data\n"
-        f"c = lenet.get_config(); c.dataset = {config.dataset!r}\n"
-        f"c.data_dir, c.tfds_dir = {str(source)!r}, {str(tmp_path / 'tfds')!r}\n"
+    printed = in_a_fresh_process(
+        "import sys\n",
+        source,
+        tmp_path,
         "train, test, info = data.load(c)\n"
-        "print(train.images.shape, 'tensorflow_datasets' in sys.modules)\n"
+        "print(train.images.shape, 'tensorflow_datasets' in sys.modules)\n",
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-        cwd=synthetic.Path(__file__).parents[1],
-    )  # fmt: skip
-    assert result.stdout.strip() == "(64, 16, 16, 1) False", result.stderr
+    assert printed == "(64, 16, 16, 1) False"
 
 
 def test_the_writer_thread_never_swaps_the_import_machinery_under_other_threads(tmp_path):
     # TFDS's modules swap builtins.__import__ for every thread while they are imported
     # (etils.epy.lazy_imports); on the writer thread, that broke JAX's imports on the main one.
     source = synthetic.write_dataset(tmp_path / "idx", n_train=64, n_test=16)
-    code = (
+    printed = in_a_fresh_process(
         "import contextlib, threading\n"
         "from etils import epy\n"
         "swapped_on, original = [], epy.lazy_imports\n"
@@ -122,20 +116,29 @@ def test_the_writer_thread_never_swaps_the_import_machinery_under_other_threads(
         "    swapped_on.append(threading.current_thread() is threading.main_thread())\n"
         "    with original(*args, **kwargs):\n"
         "        yield\n"
-        "epy.lazy_imports = recorded\n"
-        "from configs import lenet\n"
-        "from jaxcnn import data\n"
+        "epy.lazy_imports = recorded\n",
+        source,
+        tmp_path,
+        "data.load(c)\nassert data.wait_prepared() == []\n"
+        "print(len(swapped_on) > 0, all(swapped_on))\n",
+    )
+    assert printed == "True True"
+
+
+def in_a_fresh_process(before: str, source, tmp_path, after: str) -> str:
+    """What a new Python process prints running `before`, then `c`: the default config on the
+    synthetic data at `source` (prepared under `tmp_path`), then `after`."""
+    code = (
+        before + "from configs import lenet\nfrom jaxcnn import data\n"
         "c = lenet.get_config(); c.dataset = 'synthetic'\n"
-        f"c.data_dir, c.tfds_dir = {str(source)!r}, {str(tmp_path / 'tfds')!r}\n"
-        "data.load(c)\n"
-        "assert data.wait_prepared() == []\n"
-        "print(len(swapped_on) > 0, all(swapped_on))\n"
+        f"c.data_dir, c.tfds_dir = {str(source)!r}, {str(tmp_path / 'tfds')!r}\n" + after
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
         cwd=synthetic.Path(__file__).parents[1],
     )  # fmt: skip
-    assert result.stdout.strip() == "True True", result.stderr
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
 
 
 def test_fashion_mnist_classes_are_named(tmp_path):
