@@ -202,13 +202,14 @@ def check(config: ml_collections.ConfigDict) -> None:
     for group in OPEN_GROUPS:
         if not isinstance(config[group], ml_collections.ConfigDict):
             raise ConfigError(f"`{group}` must be a group of keys, got {config[group]!r}")
-    check_model(config.model)
+    model = check_model(config.model)
     if config.freeze:
-        check_freeze(config)
+        check_freeze(model, config.model.name, config.freeze)
 
 
-def check_model(model: ml_collections.ConfigDict) -> None:
-    """`model.name` names a model of `MODELS` whose keyword arguments are the other keys."""
+def check_model(model: ml_collections.ConfigDict) -> layers.Layer:
+    """`model.name` names a model of `MODELS` whose keyword arguments are the other keys;
+    the model they build (for 10 classes: no arrays, only its description)."""
     kwargs = model.to_dict()
     name = kwargs.pop("name", None)
     if name not in models.MODELS:
@@ -232,19 +233,17 @@ def check_model(model: ml_collections.ConfigDict) -> None:
         unknown = sorted(set(kwargs) - set(accepted))
         raise ConfigError(f"`model` {name!r} takes the keys {accepted}, not {unknown}") from None
     try:
-        models.MODELS[name](10, **kwargs)  # builds no arrays: checks what needs no image size
+        return models.MODELS[name](10, **kwargs)  # no arrays: checks what needs no image size
     except (TypeError, ValueError) as e:
         raise ConfigError(f"`model` keys do not fit {name!r}: {e}") from None
 
 
-def check_freeze(config: ml_collections.ConfigDict) -> None:
-    """Every name in `freeze` is a layer of the model."""
-    kwargs = {k: v for k, v in config.model.items() if k != "name"}
-    model = models.MODELS[config.model.name](10, **kwargs)
-    unknown = transfer.unknown_prefixes(model, config.freeze)
+def check_freeze(model: layers.Layer, name: str, freeze: str) -> None:
+    """Every name in `freeze` is a layer of `model` (the model called `name`)."""
+    unknown = transfer.unknown_prefixes(model, freeze)
     if unknown:
         raise ConfigError(
-            f"`freeze` names no layer {unknown[0]!r} of {config.model.name!r}; its layers are "
+            f"`freeze` names no layer {unknown[0]!r} of {name!r}; its layers are "
             f"{[n for n in transfer.layer_names(model) if '.' not in n]}, and those inside "
             "them by dotted path (e.g. 'stem.conv')"
         )

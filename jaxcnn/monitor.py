@@ -26,12 +26,12 @@ class Monitor:
         """The monitored metric in an epoch's metrics `line`; None without a validation split."""
         return float(np.mean(line[self.name])) if self.name in line else None
 
-    def update(self, position: Position, step: int) -> bool:
+    def update(self, position: Position, step: int) -> bool | None:
         """Records `position`'s epoch (its `line`, at optimizer `step`) as the best if it is;
-        whether it is."""
+        whether it is (None without a validation split: no epoch is ranked)."""
         value = self.value(position.line or {})
         if value is None:
-            return False
+            return None
         best = position.best
         if best is not None and (
             value <= best["value"] if self.higher_is_better else value >= best["value"]

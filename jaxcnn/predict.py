@@ -58,6 +58,8 @@ class Predictor:
           DataError: if `workdir` lacks a trained model, in one line saying what is missing.
           CheckpointError: if its checkpoints cannot be read, or none is intact.
         """
+        if checkpoint not in CHECKPOINTS:
+            raise ValueError(f"`checkpoint` must be one of {CHECKPOINTS}, got {checkpoint!r}")
         workdir = Path(workdir).expanduser().resolve()
         for name, made_by in (("config.json", "train.py"), ("data.json", "train.py")):
             if not (workdir / name).is_file():
@@ -69,8 +71,6 @@ class Predictor:
         checkpoints = Checkpoints(
             workdir / "checkpoints", config.keep_checkpoints, _to_stderr, read_only=True
         )
-        if checkpoint not in CHECKPOINTS:
-            raise ValueError(f"`checkpoint` must be one of {CHECKPOINTS}, got {checkpoint!r}")
         try:
             best = checkpoints.best_step() if checkpoint == "best" else None
             restored = checkpoints.restore_latest(state, lambda record: None, first=best)

@@ -348,7 +348,7 @@ class Run:
         position = Position(epochs=epoch, line=line, best=position.best)
         best = self.monitor.update(position, line["step"])
         with self.phases("saving"):
-            self.save(state, position, best if self.score_validation else None)
+            self.save(state, position, best)
         # Written once its checkpoint is (a line without one would be trained again): the
         # devices train on meanwhile.
         self.owed = line

@@ -60,7 +60,6 @@ def write_new_classes(root: Path, per_class: int) -> Path:
 
 def bench_finetune(config_path: str, out: Path, per_class: int = 50, epochs: int = 30) -> dict:
     """The three runs; writes `finetune.json` and `finetune.md` into `out`."""
-    base = config_lib.load(config_path)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -93,7 +92,7 @@ def bench_finetune(config_path: str, out: Path, per_class: int = 50, epochs: int
         "config": config_path,
         "pretrained": {
             "classes": list(OLD),
-            "epochs": base.num_epochs,
+            "epochs": pretrain.num_epochs,
             "test_accuracy": source["test_accuracy"],
         },  # fmt: skip
         "new_classes": list(NEW),

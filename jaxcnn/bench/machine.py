@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
+import subprocess
 from pathlib import Path
 
 import jax
+import jaxlib
 
 
 def device_name() -> str:
@@ -37,10 +40,6 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 def provenance() -> dict:
     """What a results file records of how it was made: the device, the commit (with `+` if
     the work tree had changes), the versions of jax and jaxlib, and the UTC date."""
-    import datetime
-    import subprocess
-
-    import jaxlib
 
     def git(*args: str) -> str:
         done = subprocess.run(
