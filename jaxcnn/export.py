@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcnn.errors import JaxcnnError, WorkdirError
+from jaxcnn.files import write_atomically
 from jaxcnn.predict import Predictor, add_checkpoint_flag
 
 MODEL_FILE = "model.jax"
@@ -120,17 +120,10 @@ def write(
     onnx_model = to_onnx(predictor) if onnx else None
     out.mkdir(parents=True, exist_ok=True)
     if onnx_model is not None:
-        _write_whole(out / ONNX_FILE, onnx_model)
-    _write_whole(out / MODEL_FILE, bytes(serialized))
-    _write_whole(out / META_FILE, (json.dumps(metadata(predictor), indent=2) + "\n").encode())
+        write_atomically(out / ONNX_FILE, onnx_model)
+    write_atomically(out / MODEL_FILE, bytes(serialized))
+    write_atomically(out / META_FILE, (json.dumps(metadata(predictor), indent=2) + "\n").encode())
     return out / MODEL_FILE
-
-
-def _write_whole(path: Path, content: bytes) -> None:
-    """`content` at `path`, all or nothing: a reader never sees half a file."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(content)
-    os.replace(partial, path)
 
 
 def main(argv: list[str] | None = None) -> None:

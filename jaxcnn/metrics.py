@@ -10,12 +10,12 @@ be trained again are moved to `metrics.superseded.jsonl`.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from jaxcnn.errors import WorkdirError
+from jaxcnn.files import write_atomically
 
 METRICS_FILE = "metrics.jsonl"
 SUPERSEDED_FILE = "metrics.superseded.jsonl"
@@ -70,15 +70,7 @@ def write_metrics(path: Path, rows: list[dict]) -> None:
     Raises:
       OSError: if the new file cannot be written; `path` is then as it was.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("w") as f:
-            f.writelines(json.dumps(row) + "\n" for row in rows)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomically(path, "".join(json.dumps(row) + "\n" for row in rows).encode())
 
 
 def append_metrics(path: Path, row: dict) -> None:

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from jaxcnn import metrics
+from jaxcnn import files, metrics
 from jaxcnn.errors import WorkdirError
 from jaxcnn.metrics import SUPERSEDED_FILE, read_metrics, reconcile, write_metrics
 
@@ -52,7 +52,7 @@ def test_a_failed_write_leaves_the_file_as_it_was(tmp_path, monkeypatch):
     def disk_full(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(metrics.os, "replace", disk_full)
+    monkeypatch.setattr(files.os, "replace", disk_full)  # where metrics.jsonl is written whole
     with pytest.raises(OSError, match="No space left"):
         metrics.append_metrics(path, line(2))
     assert path.read_bytes() == before

@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import re
 import sys
 import threading
@@ -46,6 +45,7 @@ from jaxcnn.data.sources import (
     read_npz,
 )
 from jaxcnn.digest import array_digest
+from jaxcnn.files import write_atomically
 
 BUILDER_DIR = "prepared_images"  # under tfds_dir: PreparedImages' name in snake case
 BUILDER_VERSION = "2.0.0"  # PreparedImages.VERSION
@@ -163,8 +163,8 @@ def _write_prepared(
         assert Path(built.data_dir) == folder, (built.data_dir, folder)
         for split, arrays in splits.items():  # the records' order: their copy in bulk
             save_arrays(folder, split, *arrays)
-        _write(folder / DIGEST_FILE, json.dumps(digest).encode())
-        _write(folder / CLASSES_FILE, json.dumps(classes).encode())
+        write_atomically(folder / DIGEST_FILE, json.dumps(digest).encode(), sync=False)
+        write_atomically(folder / CLASSES_FILE, json.dumps(classes).encode(), sync=False)
     except Exception as e:
         _failures.append(f"{source.path}: could not write its prepared copy in {root} ({e})")
     finally:
@@ -193,9 +193,11 @@ def catalog(dataset: str, tfds_dir: str) -> Prepared:
             splits = {split: builder_lib.records(built, split) for split in ("train", "test")}
             for split, arrays in splits.items():
                 save_arrays(folder, split, *arrays)
-            _write(folder / DIGEST_FILE, json.dumps(content_digest(splits)).encode())
+            write_atomically(
+                folder / DIGEST_FILE, json.dumps(content_digest(splits)).encode(), sync=False
+            )
             names = list(built.info.features["label"].names)
-            _write(folder / CLASSES_FILE, json.dumps(names).encode())
+            write_atomically(folder / CLASSES_FILE, json.dumps(names).encode(), sync=False)
     return read_prepared(folder)
 
 
@@ -207,8 +209,10 @@ def bulk(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray
 def save_arrays(folder: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
     """A split's `bulk` arrays as `.npy` files, written whole or not at all."""
     images, labels = bulk(images, labels)
-    _write(folder / f"{split}-images.npy", _npy(images))
-    _write(folder / f"{split}-labels.npy", _npy(labels))  # last: its presence says both are whole
+    write_atomically(folder / f"{split}-images.npy", _npy(images), sync=False)
+    write_atomically(
+        folder / f"{split}-labels.npy", _npy(labels), sync=False
+    )  # last: its presence says both are whole
 
 
 def load_arrays(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -341,10 +345,3 @@ def _npy(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
-
-
-def _write(path: Path, content: bytes) -> None:
-    """`content` to `path` through a temporary file and a rename: a reader sees all or nothing."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(content)
-    os.replace(tmp, path)
