@@ -9,7 +9,7 @@ import orbax.checkpoint as ocp
 import pytest
 from synthetic import small_config
 
-from jaxcnn import training
+from jaxcnn import files, training
 from jaxcnn.checkpoint import DAMAGED_DIR, Checkpoints
 from jaxcnn.errors import CheckpointError, SaveError
 from jaxcnn.metrics import read_metrics
@@ -213,10 +213,9 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_the_metrics(
 def test_a_metrics_file_that_cannot_be_written_is_left_as_it_was(
     dataset, trained, tmp_path, monkeypatch
 ):
-    from jaxcnn import metrics
 
     run = tmp_path / "run"
-    real_replace = metrics.os.replace
+    real_replace = files.os.replace
     calls = []
 
     def fail_on_epoch_2(src, dst):
@@ -225,14 +224,14 @@ def test_a_metrics_file_that_cannot_be_written_is_left_as_it_was(
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_replace(src, dst)
 
-    monkeypatch.setattr(metrics.os, "replace", fail_on_epoch_2)
+    monkeypatch.setattr(files.os, "replace", fail_on_epoch_2)
     with pytest.raises(
         SaveError,
         match="could not write .*metrics.jsonl .No space left on device.; it is as it was",
     ):
         training.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
     assert [r["epoch"] for r in read_metrics(run / "metrics.jsonl")] == [1]
-    monkeypatch.setattr(metrics.os, "replace", real_replace)
+    monkeypatch.setattr(files.os, "replace", real_replace)
     training.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)  # writes what it owes
     assert without_times(read_metrics(run / "metrics.jsonl")) == without_times(
         read_metrics(trained / "metrics.jsonl")
