@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import jax
 
-from jaxcnn import kernels
+from jaxcnn import cpu_kernels
 from jaxcnn.conv import conv_call, lax_conv
 from jaxcnn.geometry import Geometry, IntPair, Padding
 from jaxcnn.params import Params
@@ -54,7 +54,7 @@ def choose_kernel(
     if (
         group_in <= BANDED_MAX_CHANNELS
         and groups == 1
-        and kernels.banded_patch_bytes(x_shape, kernel_shape, geom) <= BANDED_MAX_PATCH_BYTES
+        and cpu_kernels.banded_patch_bytes(x_shape, kernel_shape, geom) <= BANDED_MAX_PATCH_BYTES
     ):
         return "banded"
     return "lax"
@@ -79,10 +79,10 @@ def conv2d_auto(
       pass; gradients as below with one group, else from `lax`.
     - `c <= BANDED_MAX_CHANNELS`, one group, and patches of at most
       `BANDED_MAX_PATCH_BYTES`: forward and gradients are matrix products over
-      banded patches (`jaxcnn.kernels.banded_conv`).
+      banded patches (`jaxcnn.cpu_kernels.banded_conv`).
     - otherwise `lax.conv_general_dilated`, forward and gradients, the
       gradients written as NHWC convs so that they stay fast inside
-      `lax.scan` (`jaxcnn.kernels.conv_nhwc_grads`).
+      `lax.scan` (`jaxcnn.cpu_kernels.conv_nhwc_grads`).
 
     On GPU and TPU, `lax` with autodiff's gradients: what `conv2d` runs.
 
@@ -101,11 +101,11 @@ def conv2d_auto(
     call = conv_call(params, x, stride, padding, dilation, groups)
     kernel = choose_kernel(call.x.shape, call.kernel.shape, call.geom, groups, backend)
     if kernel == "tap_sum":
-        y = kernels.tap_sum_with_matmul_grads(call.x, call.kernel, call.geom, groups)
+        y = cpu_kernels.tap_sum_with_matmul_grads(call.x, call.kernel, call.geom, groups)
     elif kernel == "banded":
-        y = kernels.banded_conv(call.x, call.kernel, call.geom)
+        y = cpu_kernels.banded_conv(call.x, call.kernel, call.geom)
     elif (backend or jax.default_backend()) == "cpu":
-        y = lax_conv(call.x, call.kernel, call.geom, groups, kernels.conv_nhwc_grads)
+        y = lax_conv(call.x, call.kernel, call.geom, groups, cpu_kernels.conv_nhwc_grads)
     else:
         y = lax_conv(call.x, call.kernel, call.geom, groups)
     return call.finish(y)

@@ -308,8 +308,8 @@ def load(path: str | Path) -> ml_collections.ConfigDict:
 
     A config in a package (a folder with `__init__.py`, as `configs/` is) may
     import its siblings through it, `from configs import lenet_d2l`, whatever
-    the working directory: the package's parent joins `sys.path`, as the
-    script's folder does for train.py.
+    the working directory: the package's parent joins `sys.path` while the
+    file runs, as the script's folder does for train.py.
 
     Raises:
       ConfigError: if there is no file at `path`.
@@ -318,13 +318,19 @@ def load(path: str | Path) -> ml_collections.ConfigDict:
     if not path.is_file():
         raise ConfigError(f"no config file {path}")
     folder = path.resolve().parent
-    if (folder / "__init__.py").is_file() and str(folder.parent) not in sys.path:
-        sys.path.append(str(folder.parent))
+    parent = str(folder.parent)
+    joins = (folder / "__init__.py").is_file() and parent not in sys.path
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None  # a .py file that exists
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    if joins:  # for as long as the config is read, not for the rest of the process
+        sys.path.append(parent)
+    try:
+        spec.loader.exec_module(module)
+        return module.get_config()
+    finally:
+        if joins:
+            sys.path.remove(parent)
 
 
 def override(config: ml_collections.ConfigDict, setting: str) -> None:

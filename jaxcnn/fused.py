@@ -22,8 +22,8 @@ import jax.numpy as jnp
 
 from jaxcnn.auto import BANDED_MAX_CHANNELS, conv2d_auto
 from jaxcnn.conv import conv_call
+from jaxcnn.cpu_kernels import patch_product
 from jaxcnn.geometry import IntPair, Padding, PadPairs, window_geometry
-from jaxcnn.kernels import patch_product
 from jaxcnn.norm import channel_sum
 from jaxcnn.parallel import reshape_examples
 from jaxcnn.params import Params

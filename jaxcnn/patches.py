@@ -2,7 +2,7 @@
 
 `extract_patches` is the patch matrix of `conv2d_patches`; `tap_slices`,
 `stack_grid` and `tap_selector` are the pieces it and the CPU kernels
-(`jaxcnn.kernels`, `jaxcnn.fused`) build their patches and band matrices from.
+(`jaxcnn.cpu_kernels`, `jaxcnn.fused`) build their patches and band matrices from.
 """
 
 from __future__ import annotations

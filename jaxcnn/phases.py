@@ -24,23 +24,14 @@ COMPILE_EVENTS = (
     "/jax/core/compile/jaxpr_to_mlir_module_duration",
     "/jax/core/compile/backend_compile_duration",
 )
-_compile_seconds = 0.0
-
-
-def _count_compile(event: str, duration_secs: float, **kwargs: str | int) -> None:
-    global _compile_seconds
-    if event in COMPILE_EVENTS:
-        _compile_seconds += duration_secs
-
-
-jax.monitoring.register_event_duration_secs_listener(_count_compile)
 
 
 class Phases:
     """Seconds per phase of one run; `with phases("data"): ...` adds to a phase.
 
     Phases nest: time spent in an inner phase (saving a checkpoint in the
-    middle of training) counts for it alone.
+    middle of training) counts for it alone. It listens to JAX's compile events
+    from its making to `close()` (or the end of a `with Phases() as phases:`).
     """
 
     def __init__(self, started: float | None = None) -> None:
@@ -50,17 +41,33 @@ class Phases:
         self.first_step_s: float | None = None
         self.seconds["compile"] = 0.0
         self._claimed: list[list[float]] = []  # per open phase: inner phases' (wall, compile)
+        self._compile_seconds = 0.0  # JAX's, while this listens
+        jax.monitoring.register_event_duration_secs_listener(self._count_compile)
+
+    def _count_compile(self, event: str, duration_secs: float, **kwargs: str | int) -> None:
+        if event in COMPILE_EVENTS:
+            self._compile_seconds += duration_secs
+
+    def close(self) -> None:
+        """Stops listening to JAX's compile events."""
+        jax.monitoring.unregister_event_duration_listener(self._count_compile)
+
+    def __enter__(self) -> Phases:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @contextlib.contextmanager
     def __call__(self, name: str) -> Iterator[None]:
-        start, compiled = time.perf_counter(), _compile_seconds
+        start, compiled = time.perf_counter(), self._compile_seconds
         self._claimed.append([0.0, 0.0])
         try:
             yield
         finally:
             inner_wall, inner_compile = self._claimed.pop()
             wall = time.perf_counter() - start
-            compile_s = _compile_seconds - compiled
+            compile_s = self._compile_seconds - compiled
             own_compile = compile_s - inner_compile
             own = wall - inner_wall - own_compile
             self.seconds[name] = self.seconds.get(name, 0.0) + max(0.0, own)

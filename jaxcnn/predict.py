@@ -25,7 +25,7 @@ import numpy as np
 from jaxcnn.checkpoint import Checkpoints
 from jaxcnn.data import DataInfo
 from jaxcnn.data.images import Layout, UnreadableImage, read_image
-from jaxcnn.errors import DataError
+from jaxcnn.errors import CheckpointError, DataError, WorkdirError
 from jaxcnn.trainer import Trainer, TrainState, create_trainer
 
 CHECKPOINTS = ("best", "newest")  # which checkpoint `Predictor.load` reads
@@ -55,15 +55,17 @@ class Predictor:
         kept one (a `validation_fraction`), else the newest; `"newest"`, the newest intact one.
 
         Raises:
-          DataError: if `workdir` lacks a trained model, in one line saying what is missing.
-          CheckpointError: if its checkpoints cannot be read, or none is intact.
+          WorkdirError: if `workdir` is not one train.py trained in.
+          CheckpointError: if it has no checkpoint yet, they cannot be read, or none is intact.
         """
         if checkpoint not in CHECKPOINTS:
             raise ValueError(f"`checkpoint` must be one of {CHECKPOINTS}, got {checkpoint!r}")
         workdir = Path(workdir).expanduser().resolve()
         for name, made_by in (("config.json", "train.py"), ("data.json", "train.py")):
             if not (workdir / name).is_file():
-                raise DataError(f"{workdir} has no {name}: is it a workdir {made_by} trained in?")
+                raise WorkdirError(
+                    f"{workdir} has no {name}: is it a workdir {made_by} trained in?"
+                )
         config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
         info = DataInfo.read(workdir)
         config.num_devices = 1
@@ -77,13 +79,14 @@ class Predictor:
         finally:
             checkpoints.close()
         if restored is None:
-            raise DataError(f"{workdir} has no checkpoint yet: train first, or wait for epoch 1")
+            raise CheckpointError(
+                f"{workdir} has no checkpoint yet: train first, or wait for epoch 1"
+            )
         state, record = restored
         state = TrainState(*state)
         state = state._replace(params=trainer.eval_params(state))
         if config.num_seeds > 1:  # several seeds trained together: the first one's model
             state = jax.tree.map(lambda x: x[0], state)
-            trainer.seeds = 1
         return cls(trainer, state, info, int(record["epochs"]))
 
     def _forward(self, params, model_state, images):

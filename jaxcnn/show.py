@@ -31,12 +31,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from jaxcnn import data
-from jaxcnn.errors import ConfigError, JaxcnnError
-from jaxcnn.layer import CONV_KINDS, Layer
+from jaxcnn.errors import ConfigError, JaxcnnError, WorkdirError
+from jaxcnn.layers import Concat, ConvLayer, Layer, PoolLayer, Residual, Sequential
 from jaxcnn.metrics import METRICS_FILE, plot_curves
 from jaxcnn.predict import Predictor, add_checkpoint_flag
 
-FEATURE_KINDS = (*CONV_KINDS, "max_pool2d", "avg_pool2d")
+FEATURE_LAYERS = (ConvLayer, PoolLayer, Residual, Concat)  # whose outputs are pictured
 MISTAKES = 16  # cells of the misclassified-images grid
 
 
@@ -56,9 +56,9 @@ def first_conv_kernel(params: dict, model: Layer) -> tuple[str, np.ndarray]:
     """The path and HWIO kernel of the first conv layer, depth first."""
 
     def find(layer: Layer, params: dict, path: str):
-        if layer.kind in CONV_KINDS:
+        if isinstance(layer, ConvLayer):
             return path, np.asarray(params["kernel"], np.float32)
-        for name, child in layer.children.items():
+        for name, child in layer.children():
             found = find(child, params.get(name, {}), f"{path}.{name}" if path else name)
             if found:
                 return found
@@ -100,12 +100,12 @@ def feature_maps(model: Layer, params: dict, state: dict, x: Any) -> list[tuple[
     maps: list[tuple[str, np.ndarray]] = []
 
     def run(layer: Layer, params: dict, state: dict, x, path: str):
-        if layer.kind == "sequential":
-            for name, child in layer.children.items():
+        if isinstance(layer, Sequential):
+            for name, child in layer.steps:
                 x = run(child, params.get(name, {}), state.get(name, {}), x, f"{path}{name}.")
             return x
-        y, _ = layer.forward(params, state, x, False, None)
-        if layer.kind in FEATURE_KINDS or layer.kind in ("residual", "concat"):
+        y, _ = layer.forward(params, state, x, training=False, key=None)
+        if isinstance(layer, FEATURE_LAYERS):
             maps.append((path.rstrip(".") or layer.kind, np.asarray(y)))
         return y
 
@@ -178,11 +178,11 @@ def show(workdir: Path, out: Path, images: list[int], checkpoint: str = "best") 
     `Predictor.load` takes it) to `out`; returns their paths.
 
     Raises:
-      data.DataError, ConfigError: a workdir without a trained model, data
-        that is not there, an image index out of range.
+      WorkdirError, CheckpointError, DataError, ConfigError: a workdir without a
+        trained model, data that is not there, an image index out of range.
     """
     if not workdir.is_dir():
-        raise data.DataError(f"--workdir {workdir}: no such folder")
+        raise WorkdirError(f"--workdir {workdir}: no such folder")
     predictor = Predictor.load(workdir, checkpoint)
     config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
     _, test, info = data.load(config)

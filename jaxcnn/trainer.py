@@ -22,6 +22,7 @@ from jax.sharding import Mesh
 from jaxcnn import data, layers, models, parallel, precision, transfer, xla
 from jaxcnn.augment import augment_and_mix, partner_labels
 from jaxcnn.errors import ConfigError
+from jaxcnn.network import walk
 from jaxcnn.optim import build_optimizer, eval_params
 from jaxcnn.precision import COMPUTE_DTYPES
 
@@ -269,6 +270,12 @@ def create_trainer(
     model = build_model(config, info.num_classes)
     optimizer = build_optimizer(config, steps_per_epoch)
     input_shape = (1, *info.image_shape)
+    try:
+        walk(model, input_shape)  # shapes only: a layer that does not fit, named by its path
+    except ValueError as e:
+        raise ConfigError(
+            f"`model` does not fit the data's {info.image_shape} images: {e}"
+        ) from None
 
     def initial_state(seed: jax.Array) -> TrainState:
         init_key, train_key = jax.random.split(jax.random.key(seed))
@@ -291,10 +298,7 @@ def create_trainer(
         jax.vmap(initial_state) if config.num_seeds > 1 else lambda s: initial_state(s[0]),
         compiler_options={"xla_backend_optimization_level": 0},
     )
-    try:
-        state = init(seeds)
-    except ValueError as e:  # a width or a kernel that does not fit, named by the layer
-        raise ConfigError(f"`model`: {e}") from None
+    state = init(seeds)
     frozen = None
     if config.get("freeze"):
         frozen = tuple(

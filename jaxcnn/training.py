@@ -73,16 +73,14 @@ def train_and_evaluate(
       Diverged: a non-finite loss, or one above `max_loss`.
       SaveError: a checkpoint could not be written (a full disk).
     """
-    start_time = time.perf_counter()
-    phases = Phases(started)
-    with phases("set-up"):
-        config_lib.check(config)
-        mesh = device_mesh(config)
-        # Across hosts, process 0 holds the workdir for the job.
-        claim = workdir_lib.claim(workdir) if jax.process_index() == 0 else None
-        workdir = workdir_lib.resolve(workdir)
+    start_time, phases, claim = time.perf_counter(), Phases(started), None
     try:
         with phases("set-up"):
+            config_lib.check(config)
+            mesh = device_mesh(config)
+            # Across hosts, process 0 holds the workdir for the job.
+            claim = workdir_lib.claim(workdir) if jax.process_index() == 0 else None
+            workdir = workdir_lib.resolve(workdir)
             options = compiler_options(config, mesh)
         with phases("data"):
             train, test, info = data.load(config)
@@ -100,6 +98,7 @@ def train_and_evaluate(
         run.finish(None)
         return result
     finally:
+        phases.close()
         if claim is not None:
             claim.release()
 

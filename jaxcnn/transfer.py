@@ -21,13 +21,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxcnn.layer import Layer
+from jaxcnn.network import Layer
 
 
 def layer_names(layer: Layer, prefix: str = "") -> list[str]:
     """Every named layer inside `layer`, as dotted paths (`"stage1.block1.conv1"`)."""
     names = []
-    for name, child in layer.children.items():
+    for name, child in layer.children():
         path = f"{prefix}{name}"
         names += [path, *layer_names(child, f"{path}.")]
     return names

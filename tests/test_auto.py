@@ -15,8 +15,8 @@ from jaxcnn.auto import (
     TAP_SUM_MAX_CHANNELS,
     choose_kernel,
 )
+from jaxcnn.cpu_kernels import banded_patch_bytes
 from jaxcnn.geometry import window_geometry
-from jaxcnn.kernels import banded_patch_bytes
 
 
 def layer(group_in, groups=1, *, batch=2, size=8):

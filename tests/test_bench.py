@@ -319,60 +319,6 @@ def test_summary_without_its_markers_is_one_line(tmp_path, capsys):
     assert exit.value.code == 2 and "has no" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    "name", ["lenet", "lenet_d2l", "lenet_bn", "nin", "vgg", "googlenet", "resnet", "densenet"]
-)
-def test_torch_twin_has_the_same_shape_and_parameters(name):
-    # Runs where PyTorch is installed (it is no dependency of jaxcnn's tests).
-    torch = pytest.importorskip("torch")
-    from jaxcnn import models
-
-    model = models.MODELS[name](10)
-    out = []
-
-    def init(key):
-        shape, params, _ = model.init_with_state(key, (1, 28, 28, 1))
-        out.append(shape)
-        return params
-
-    params = jax.eval_shape(init, jax.random.key(0))
-    twin = peers.torch_model(model, (2, 28, 28, 1))
-    y = twin.eval()(torch.zeros(2, 1, 28, 28))
-    assert tuple(y.shape) == (2, *out[0][1:])
-    assert sum(p.numel() for p in twin.parameters()) == sum(
-        int(np.prod(p.shape)) for p in jax.tree.leaves(params)
-    )
-
-
-@pytest.mark.parametrize("name", ["lenet", "lenet_d2l", "lenet_bn", "resnet"])
-def test_flax_twin_has_the_same_shape_and_parameters(name):
-    # Runs where Flax is installed (it is no dependency of jaxcnn's tests).
-    pytest.importorskip("flax")
-    from jaxcnn import models
-    from jaxcnn.bench.flax_peer import flax_model
-
-    model = models.MODELS[name](10)
-    out = []
-
-    def init(key):
-        shape, params, state = model.init_with_state(key, (2, 28, 28, 1))
-        out.append(shape)
-        return params, state
-
-    params, state = jax.eval_shape(init, jax.random.key(0))
-    twin = flax_model(model, (2, 28, 28, 1))
-    x = jax.ShapeDtypeStruct((2, 28, 28, 1), np.float32)
-    variables = jax.eval_shape(lambda key, x: twin.init(key, x, train=False), jax.random.key(0), x)
-    y = jax.eval_shape(lambda v, x: twin.apply(v, x, train=False), variables, x)
-    assert y.shape == out[0]
-
-    def count(tree):
-        return sum(int(np.prod(p.shape)) for p in jax.tree.leaves(tree))
-
-    assert count(variables["params"]) == count(params)
-    assert count(variables.get("batch_stats", {})) == count(state)
-
-
 def test_flax_peer_trains_beside_jaxcnn(tmp_path):
     pytest.importorskip("flax")
     config = tiny_config(tmp_path)

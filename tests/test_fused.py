@@ -310,7 +310,7 @@ def test_avg_pool_layer_is_the_three_layers_for_every_impl(impl):
     shape, params = layer.init(jax.random.key(0), x.shape)
     expected = conv_act_avg_pool(params, x, 2, 1, jax.nn.tanh)
     assert shape == expected.shape == (2, 4, 4, 4)
-    assert layer.options["activation"] == "tanh"
+    assert layer.activation is jax.nn.tanh
     np.testing.assert_allclose(layer.apply(params, x), expected, rtol=1e-5, atol=1e-5)
 
 

@@ -10,6 +10,7 @@ from backends import cpu_only
 
 import jaxcnn
 from jaxcnn import layers as L
+from jaxcnn import models
 
 KEY = jax.random.key(0)
 
@@ -18,14 +19,13 @@ def block(stride=1, channels=4):
     shortcut = None
     if stride != 1:
         shortcut = L.sequential(conv=L.conv2d(channels, 1, stride=stride), bn=L.batch_norm())
-    return L.residual(
+    body = L.sequential(
         conv1=L.conv2d(channels, 3, stride=stride, padding=1),
         bn1=L.batch_norm(),
         act1=L.activation(jax.nn.relu),
         conv2=L.conv2d(channels, 3, padding=1),
-        shortcut=shortcut,
-        activation=jax.nn.relu,
     )
+    return L.residual(body, shortcut=shortcut, activation=jax.nn.relu)
 
 
 def test_parameters_and_state_nest_by_name():
@@ -56,7 +56,7 @@ def test_residual_is_body_plus_shortcut_then_activation():
 
 
 def test_identity_shortcut_adds_the_input():
-    model = L.residual(conv=L.conv2d(3, 3, padding=1))
+    model = L.residual(L.conv2d(3, 3, padding=1, name="conv"))
     _, params = model.init(KEY, (1, 5, 5, 3))
     x = np.random.default_rng(1).standard_normal((1, 5, 5, 3)).astype(np.float32)
     want = jaxcnn.conv2d(params["conv"], x, padding=1) + x
@@ -119,7 +119,7 @@ def test_a_residual_model_composes_with_jit_grad_and_vmap():
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: L.residual(conv=L.conv2d(5, 3, padding=1)), "body gives .* and its shortcut"),
+        (lambda: L.residual(L.conv2d(5, 3, padding=1)), "body gives .* and its shortcut"),
         (lambda: L.concat(a=L.conv2d(2, 1), b=L.conv2d(2, 3)), "`concat`'s branches must agree"),
     ],
 )
@@ -130,7 +130,7 @@ def test_shapes_that_do_not_fit_are_named(make, match):
 
 def test_bad_combinator_arguments():
     with pytest.raises(TypeError, match="`shortcut` must be a Layer"):
-        L.residual(conv=L.conv2d(1, 1), shortcut=jaxcnn.conv2d)
+        L.residual(L.conv2d(1, 1), shortcut=jaxcnn.conv2d)
     with pytest.raises(TypeError, match="`fc` must be a Layer"):
         L.sequential(fc=jaxcnn.dense)
     with pytest.raises(ValueError, match="needs at least one branch"):
@@ -190,3 +190,75 @@ def test_summary_says_how_a_pooled_conv_runs(pooled, in_channels):
     assert row.endswith("conv+pool products") == fused
     pool = "max" if pooled is L.conv2d_max_pool else "average"
     assert row.endswith(f"lax conv + {pool} pool") != fused
+
+
+# ---- Layers as values: named by position, hashable, walked without computing -------------
+
+
+def test_positional_steps_are_named_by_kind_and_count_or_by_name():
+    model = L.sequential(
+        L.conv2d(2, 3, name="stem"), jax.nn.relu, L.conv2d(2, 3), jax.nn.relu, fc=L.dense(3)
+    )
+    assert [name for name, _ in model.steps] == ["stem", "relu_1", "conv2d_1", "relu_2", "fc"]
+    _, params = model.init(KEY, (1, 8, 8, 1))
+    assert set(params) == {"stem", "conv2d_1", "fc"}  # the relus have no parameters
+    x = np.random.default_rng(4).standard_normal((2, 8, 8, 1)).astype(np.float32)
+    h = jax.nn.relu(jaxcnn.conv2d_auto(params["conv2d_1"], jax.nn.relu(
+        jaxcnn.conv2d_auto(params["stem"], x))))  # fmt: skip
+    np.testing.assert_allclose(model.apply(params, x), jaxcnn.dense(params["fc"], h), rtol=1e-5)
+    with pytest.raises(ValueError, match=r"step names must differ, got \['a'\]"):
+        L.sequential(L.dense(2, name="a"), a=L.dense(2))
+    with pytest.raises(TypeError, match="`sequential`'s step 1 must be a Layer, got int"):
+        L.sequential(L.dense(2), 3)
+
+
+def test_a_residual_body_is_one_argument_and_its_names_do_not_clash_with_options():
+    body = L.sequential(activation=L.dense(4), conv=L.dense(4))  # names that were options once
+    block = L.residual(body, activation=jax.nn.relu)
+    _, params = block.init(KEY, (2, 4))
+    x = np.random.default_rng(5).standard_normal((2, 4)).astype(np.float32)
+    want = jax.nn.relu(jaxcnn.dense(params["conv"], jaxcnn.dense(params["activation"], x)) + x)
+    np.testing.assert_allclose(block.apply(params, x), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="may not be called 'shortcut'"):
+        L.residual(L.sequential(shortcut=L.dense(4)), shortcut=L.identity())
+
+
+def test_layers_are_frozen_hashable_values_and_static_arguments_of_jit():
+    a, b = models.resnet(stages=(4, 8)), models.resnet(stages=(4, 8))
+    assert a == b and hash(a) == hash(b) and a != models.resnet(stages=(4, 16))
+    assert L.conv2d(4, [3, 3], padding=[(1, 1), (1, 1)]) == L.conv2d(
+        4, (3, 3), padding=((1, 1),) * 2
+    )
+    with pytest.raises(AttributeError):
+        a.name = "other"  # type: ignore[misc]
+    _, params, state = a.init_with_state(KEY, (2, 8, 8, 1))
+    traces = []
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def logits(model, params, x):
+        traces.append(model)
+        return model.apply_with_state(params, state, x)[0]
+
+    x = jnp.ones((2, 8, 8, 1))
+    np.testing.assert_array_equal(logits(a, params, x), logits(b, params, x))
+    assert len(traces) == 1  # an equal model is the same static argument: no second trace
+
+
+def test_walk_lists_every_layer_with_its_path_and_shapes():
+    nodes = L.walk(models.resnet(stages=(4, 8)), (1, 28, 28, 1))
+    assert [(n.name, n.in_shape[1:], n.out_shape[1:]) for n in nodes[:4]] == [
+        ("sequential", (28, 28, 1), (10,)),
+        ("stem", (28, 28, 1), (28, 28, 4)),
+        ("stem.conv", (28, 28, 1), (28, 28, 4)),
+        ("stem.bn", (28, 28, 4), (28, 28, 4)),
+    ]
+    shortcut = next(n for n in nodes if n.name == "stage2_block1.shortcut.conv")
+    assert (shortcut.in_shape, shortcut.out_shape) == ((1, 28, 28, 4), (1, 14, 14, 8))
+    # the model, stem (4), block 1 (6), block 2 (6 and its shortcut's 3), head (3)
+    assert len(nodes) == 23 and nodes[-1].name == "head.fc" and nodes[-1].out_shape == (1, 10)
+
+
+def test_a_layer_that_does_not_fit_is_named_by_its_path():
+    model = L.sequential(stem=L.conv2d(2, 3), body=L.sequential(big=L.conv2d(2, 9)))
+    with pytest.raises(ValueError, match=r"layer body.big on \(1, 8, 8, 2\): `kernel` \(9, 9\)"):
+        L.walk(model, (1, 10, 10, 1))

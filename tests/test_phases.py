@@ -40,3 +40,16 @@ def test_the_first_step_is_noted_once_and_printed():
     assert first >= phases.seconds["start-up"]
     assert phases.line().endswith(f"; first step at {first:.1f} s")
     assert phases.line().startswith("time: start-up ")
+
+
+def test_each_phases_listens_from_its_making_to_its_close():
+    with Phases() as outer:
+        inner = Phases()
+        with inner("train"):
+            jax.jit(lambda x: jnp.sin(x) @ x.T)(jnp.ones((89, 89))).block_until_ready()
+        inner.close()
+        counted = inner.as_dict()["compile"]
+        with inner("train"):  # closed: a compilation no longer counts for it
+            jax.jit(lambda x: jnp.cos(x) @ x.T)(jnp.ones((83, 83))).block_until_ready()
+        assert counted > 0 and inner.as_dict()["compile"] == counted
+    assert outer.as_dict()["compile"] == 0  # compiled outside any of its phases

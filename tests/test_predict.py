@@ -11,7 +11,7 @@ import synthetic
 from synthetic import small_config
 
 from jaxcnn import training
-from jaxcnn.data import DataError
+from jaxcnn.errors import CheckpointError
 from jaxcnn.predict import Predictor, image_paths
 
 ROOT = Path(__file__).parent.parent
@@ -110,5 +110,5 @@ def test_a_workdir_without_a_checkpoint(trained, tmp_path):
     run.mkdir()
     for name in ("config.json", "data.json"):
         (run / name).write_text((trained / "run" / name).read_text())
-    with pytest.raises(DataError, match="has no checkpoint yet"):
+    with pytest.raises(CheckpointError, match="has no checkpoint yet"):
         Predictor.load(run)

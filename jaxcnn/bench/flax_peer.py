@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -18,96 +19,149 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from jaxcnn.bench.peers import layer_geometry
+from jaxcnn import layers as L
 from jaxcnn.bench.timing import Trainee, peer_trainee
-from jaxcnn.layer import CONV_KINDS, POOLED_CONV_KINDS, Layer, Shape
+from jaxcnn.geometry import int_pair
+from jaxcnn.network import Layer, Node, Shape, walk
 from jaxcnn.optim import build_optimizer
 
 
 def flax_model(model: Layer, input_shape: Shape):
     """The network `model` describes, as a `flax.linen` module on NHWC images.
 
-    Built from each layer's `kind` and `options`, like PyTorch's twin
-    (`peers.torch_model`); its `__call__(x, train)` gives the logits.
+    Built from `walk(model, input_shape)` like PyTorch's twin
+    (`peers.torch_model`): composites as Flax code would write them, leaves
+    through `FLAX_LAYERS`. Each submodule is named by its layer's dotted path,
+    so its parameters are jaxcnn's: `flax_variables(params, state)` gives the
+    twin jaxcnn's weights. `__call__(x, train)` gives the logits.
 
     Raises:
       NotImplementedError: for a kind of layer without a twin.
     """
     import flax.linen as nn
 
-    activations = {"relu": nn.relu, "sigmoid": nn.sigmoid, "tanh": nn.tanh, None: lambda x: x}
+    nodes = {node.path: node for node in walk(model, tuple(input_shape))}
 
-    def forward(layer: Layer, x, shape: Shape, train: bool):
-        """`layer` on `x` (NHWC `shape`), its submodules made inside the caller's `compact`."""
-        o, kind = layer.options, layer.kind
-        if kind == "sequential":
-            for child in layer.children.values():
-                x, shape = forward(child, x, shape, train)
-            return x, shape
-        if kind == "residual":
-            y, out = x, shape
-            for name, child in layer.children.items():
-                if name != "shortcut":
-                    y, out = forward(child, y, out, train)
-            skip = layer.children.get("shortcut")
-            shortcut = forward(skip, x, shape, train)[0] if skip is not None else x
-            return activations[o["activation"]](y + shortcut), out
-        if kind == "concat":
-            outs = [forward(child, x, shape, train) for child in layer.children.values()]
-            out = (*outs[0][1][:-1], sum(s[-1] for _, s in outs))
-            return jnp.concatenate([y for y, _ in outs], axis=-1), out
-        out = layer.initialize(jax.random.key(0), shape)[0]
-        if kind in CONV_KINDS:
-            geom = layer_geometry(layer, shape)
-            x = nn.Conv(
-                o["out_channels"],
-                geom.window,
-                strides=geom.stride,
-                padding=geom.padding,
-                kernel_dilation=geom.dilation,
-                feature_group_count=o.get("groups", 1),
-                use_bias=o["use_bias"],
-            )(x)
-            if kind in POOLED_CONV_KINDS:
-                window = (o["window"],) * 2
-                if kind == "conv2d_max_pool":
-                    x = nn.max_pool(x, window, window)
-                else:
-                    x = nn.avg_pool(activations[o["activation"]](x), window, window)
-            return x, out
-        if kind == "dense":
-            return nn.Dense(o["out_features"], use_bias=o["use_bias"])(x), out
-        if kind == "batch_norm":
-            norm = nn.BatchNorm(
-                use_running_average=not train, momentum=o["momentum"], epsilon=o["eps"]
-            )
-            return norm(x), out
-        if kind == "dropout":
-            return nn.Dropout(o["rate"], deterministic=not train)(x), out
-        if kind in ("max_pool2d", "avg_pool2d"):
-            geom = layer_geometry(layer, shape)
-            if kind == "max_pool2d":
-                return nn.max_pool(x, geom.window, geom.stride, geom.padding), out
-            pool = nn.avg_pool(
-                x, geom.window, geom.stride, geom.padding, count_include_pad=o["count_include_pad"]
-            )
-            return pool, out
-        if kind == "global_avg_pool2d":
-            return x.mean(axis=(1, 2)), out
-        if kind == "flatten":
-            return x.reshape(x.shape[0], -1), out
-        if kind == "activation" and o["fn"] in activations:
-            return activations[o["fn"]](x), out
-        if kind == "identity":
-            return x, out
-        raise NotImplementedError(f"no Flax twin for a {kind!r} layer ({o})")
+    def forward(path: tuple[str, ...], layer: Layer, x, train: bool):
+        """`layer` on `x`, its submodules made inside the caller's `compact`."""
+        if isinstance(layer, L.Sequential):
+            for name, child in layer.steps:
+                x = forward((*path, name), child, x, train)
+            return x
+        if isinstance(layer, L.Residual):
+            y = forward(path, layer.body, x, train)
+            if layer.shortcut is not None:
+                x = forward((*path, "shortcut"), layer.shortcut, x, train)
+            return _flax_activation(layer.activation)(y + x)
+        if isinstance(layer, L.Concat):
+            outs = [forward((*path, n), branch, x, train) for n, branch in layer.branches]
+            return jnp.concatenate(outs, axis=-1)
+        make = FLAX_LAYERS.get(type(layer))
+        if make is None:
+            raise NotImplementedError(f"no Flax twin for a {layer.kind!r} layer ({layer})")
+        return make(layer, nodes[path], ".".join(path), train)(x)
 
     class Twin(nn.Module):
         @nn.compact
         def __call__(self, x, train: bool):
-            return forward(model, x, input_shape, train)[0]
+            return forward((), model, x, train)
 
     return Twin()
+
+
+def flax_variables(model: Layer, input_shape: Shape, params, state) -> dict:
+    """jaxcnn's `params` and `state` for `model` as its Flax twin's variables."""
+    variables: dict = {"params": {}, "batch_stats": {}}
+    for node in walk(model, tuple(input_shape)):
+        if node.layer.children():
+            continue
+        name = ".".join(node.path)
+        if own := node.subtree(params):
+            variables["params"][name] = own
+        if kept := node.subtree(state):
+            variables["batch_stats"][name] = kept
+    return variables
+
+
+def _flax_activation(fn):
+    return (lambda x: x) if fn is None else fn
+
+
+def _flax_conv(layer: L.ConvLayer, node: Node, name: str, train: bool):
+    import flax.linen as nn
+
+    geom = layer.geometry(node.in_shape)
+    conv = nn.Conv(
+        layer.out_channels,
+        geom.window,
+        strides=geom.stride,
+        padding=geom.padding,
+        kernel_dilation=geom.dilation,
+        feature_group_count=layer.strides_and_groups[2],
+        use_bias=layer.use_bias,
+        name=name,
+    )
+    if isinstance(layer, L.Conv2dMaxPool):
+        window = int_pair(layer.window, "window")
+        return lambda x: nn.max_pool(conv(x), window, window)
+    if isinstance(layer, L.Conv2dAvgPool):
+        window = int_pair(layer.window, "window")
+        act = _flax_activation(layer.activation)
+        return lambda x: nn.avg_pool(act(conv(x)), window, window)
+    return conv
+
+
+def _flax_max_pool(layer: L.MaxPool2d, node: Node, name: str, train: bool):
+    import flax.linen as nn
+
+    geom = layer.geometry(node.in_shape)
+    return lambda x: nn.max_pool(x, geom.window, geom.stride, geom.padding)
+
+
+def _flax_avg_pool(layer: L.AvgPool2d, node: Node, name: str, train: bool):
+    import flax.linen as nn
+
+    geom = layer.geometry(node.in_shape)
+    return lambda x: nn.avg_pool(
+        x, geom.window, geom.stride, geom.padding, count_include_pad=layer.count_include_pad
+    )
+
+
+def _flax_dense(layer: L.Dense, node: Node, name: str, train: bool):
+    import flax.linen as nn
+
+    return nn.Dense(layer.out_features, use_bias=layer.use_bias, name=name)
+
+
+def _flax_batch_norm(layer: L.BatchNorm, node: Node, name: str, train: bool):
+    import flax.linen as nn
+
+    return nn.BatchNorm(
+        use_running_average=not train, momentum=layer.momentum, epsilon=layer.eps, name=name
+    )
+
+
+def _flax_dropout(layer: L.Dropout, node: Node, name: str, train: bool):
+    import flax.linen as nn
+
+    return nn.Dropout(layer.rate, deterministic=not train, name=name)
+
+
+# Each kind of leaf and its Flax twin: `(layer, its Node, name, train) -> function of x`.
+FLAX_LAYERS: dict[type, Callable] = {
+    L.Conv2d: _flax_conv,
+    L.Conv2dMaxPool: _flax_conv,
+    L.Conv2dAvgPool: _flax_conv,
+    L.Dense: _flax_dense,
+    L.BatchNorm: _flax_batch_norm,
+    L.Dropout: _flax_dropout,
+    L.MaxPool2d: _flax_max_pool,
+    L.AvgPool2d: _flax_avg_pool,
+    L.GlobalAvgPool2d: lambda layer, node, name, train: lambda x: x.mean(axis=(1, 2)),
+    L.Flatten: lambda layer, node, name, train: lambda x: x.reshape(x.shape[0], -1),
+    L.Activation: lambda layer, node, name, train: layer.fn,
+    L.Identity: lambda layer, node, name, train: lambda x: x,
+}
 
 
 def flax_trainee(config, model: Layer, train, batch_size: int) -> Trainee:

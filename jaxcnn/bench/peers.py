@@ -12,13 +12,12 @@ import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 
-import jax
 import numpy as np
 from tqdm import tqdm
 
+from jaxcnn import layers as L
 from jaxcnn.bench.timing import Trainee, peer_trainee
-from jaxcnn.geometry import Geometry, window_geometry
-from jaxcnn.layer import CONV_KINDS, Layer, Shape
+from jaxcnn.network import Layer, Node, Shape, walk
 
 
 def torch_conv(kernel: np.ndarray, x: np.ndarray) -> Callable[[], object]:
@@ -109,29 +108,25 @@ def torch_trainee(config, model: Layer, train, batch_size: int, compile: bool = 
     return peer_trainee(row, run, len(images) // batch_size)
 
 
-def layer_geometry(layer: Layer, shape: Shape) -> Geometry:
-    """A conv or pool layer's window over NHWC `shape`, from its options, for a twin to copy."""
-    o = layer.options
-    if layer.kind in CONV_KINDS:
-        return window_geometry(
-            shape[1:3], o["kernel_size"], o.get("stride", 1), o["padding"], o.get("dilation", 1)
-        )
-    return window_geometry(shape[1:3], o["window"], o["stride"] or o["window"], o["padding"])
-
-
-def torch_model(model: Layer, input_shape: Shape):
+def torch_model(model: Layer, input_shape: Shape, params=None, state=None):
     """The network `model` describes, as a PyTorch module taking NCHW images.
 
-    Built from each layer's `kind` and `options`, so that a benchmark trains
-    the same architecture in both frameworks; the weights are PyTorch's own.
+    Built from `walk(model, input_shape)`: each composite as PyTorch would
+    write it, each leaf through `TORCH_LAYERS`, so that a benchmark trains
+    the same architecture in both frameworks. With `params` (and `state`,
+    for batch norm) the twin holds jaxcnn's weights and computes the same
+    function; else its weights are PyTorch's own. A flatten reads the
+    channels last, as jaxcnn's does.
 
     Args:
       model: a jaxcnn model.
       input_shape: NHWC `(n, h, w, c)` of its input.
+      params, state: jaxcnn's parameters and state for `model`, or None.
 
     Raises:
       NotImplementedError: for a kind of layer without a twin.
     """
+    import torch
     from torch import nn
 
     class Residual(nn.Module):
@@ -150,92 +145,182 @@ def torch_model(model: Layer, input_shape: Shape):
         def forward(self, x):
             return torch.cat([branch(x) for branch in self.branches.values()], dim=1)
 
+    nodes = {node.path: node for node in walk(model, tuple(input_shape))}
+    leaves: dict[tuple[str, ...], nn.Module] = {}
+
+    def chain(path, steps) -> nn.Module:
+        return nn.Sequential(OrderedDict((n, build((*path, n), c)) for n, c in steps))
+
+    def build(path: tuple[str, ...], layer: Layer) -> nn.Module:
+        if isinstance(layer, L.Sequential):
+            return chain(path, layer.steps)
+        if isinstance(layer, L.Residual):
+            shortcut = build((*path, "shortcut"), layer.shortcut) if layer.shortcut else None
+            activation = _torch_activation(layer.activation)
+            return Residual(chain(path, layer.body.steps), shortcut or nn.Identity(), activation)
+        if isinstance(layer, L.Concat):
+            return Concat({n: build((*path, n), c) for n, c in layer.branches})
+        make = TORCH_LAYERS.get(type(layer))
+        if make is None:
+            raise NotImplementedError(f"no PyTorch twin for a {layer.kind!r} layer ({layer})")
+        leaves[path] = make(layer, nodes[path])
+        return leaves[path]
+
+    net = build((), model)
+    if params is not None:
+        for path, module in leaves.items():
+            _load_torch(module, nodes[path].subtree(params), nodes[path].subtree(state or {}))
+    return net
+
+
+def _torch_activation(fn):
+    from torch import nn
+
+    name = getattr(fn, "__name__", None) if fn is not None else None
+    kinds = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, None: nn.Identity}
+    if name not in kinds:
+        raise NotImplementedError(f"no PyTorch twin for the activation {name!r}")
+    return kinds[name]()
+
+
+def _padded(padding, module, value: float = 0.0):
+    from torch import nn
+
+    (top, bottom), (left, right) = padding
+    if top == bottom == left == right == 0:
+        return module
+    return nn.Sequential(nn.ConstantPad2d((left, right, top, bottom), value), module)
+
+
+def _torch_conv(layer: L.ConvLayer, node: Node):
+    from torch import nn
+
+    geom = layer.geometry(node.in_shape)
+    conv = nn.Conv2d(
+        node.in_shape[-1],
+        layer.out_channels,
+        geom.window,
+        stride=geom.stride,
+        dilation=geom.dilation,
+        groups=layer.strides_and_groups[2],
+        bias=layer.use_bias,
+    )
+    module = _padded(geom.padding, conv)
+    if isinstance(layer, L.Conv2dMaxPool):
+        return nn.Sequential(module, nn.MaxPool2d(layer.window))
+    if isinstance(layer, L.Conv2dAvgPool):
+        return nn.Sequential(
+            module, _torch_activation(layer.activation), nn.AvgPool2d(layer.window)
+        )
+    return module
+
+
+def _torch_max_pool(layer: L.MaxPool2d, node: Node):
+    from torch import nn
+
+    geom = layer.geometry(node.in_shape)
+    return _padded(geom.padding, nn.MaxPool2d(geom.window, geom.stride), float("-inf"))
+
+
+def _torch_avg_pool(layer: L.AvgPool2d, node: Node):
+    from torch import nn
+
+    geom = layer.geometry(node.in_shape)
+    (top, bottom), (left, right) = geom.padding
+    if not top == bottom == left == right:
+        raise NotImplementedError("no PyTorch twin for unevenly padded average pools")
+    return nn.AvgPool2d(
+        geom.window, geom.stride, padding=top, count_include_pad=layer.count_include_pad
+    )
+
+
+def _torch_batch_norm(layer: L.BatchNorm, node: Node):
+    from torch import nn
+
+    norm = nn.BatchNorm2d if len(node.in_shape) == 4 else nn.BatchNorm1d
+    return norm(node.in_shape[-1], eps=layer.eps, momentum=1 - layer.momentum)
+
+
+def _torch_flatten(layer: L.Flatten, node: Node):
+    from torch import nn
+
+    class ChannelsLastFlatten(nn.Module):
+        """jaxcnn's flatten: NHWC order, so a dense layer after it reads the same weights."""
+
+        def forward(self, x):
+            return x.permute(0, 2, 3, 1).flatten(1) if x.dim() == 4 else x.flatten(1)
+
+    return ChannelsLastFlatten()
+
+
+def _torch_dense(layer: L.Dense, node: Node):
+    from torch import nn
+
+    return nn.Linear(node.in_shape[-1], layer.out_features, bias=layer.use_bias)
+
+
+def _torch_dropout(layer: L.Dropout, node: Node):
+    from torch import nn
+
+    return nn.Dropout(layer.rate)
+
+
+def _torch_global_avg_pool(layer: L.GlobalAvgPool2d, node: Node):
+    from torch import nn
+
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+
+def _torch_adaptive_avg_pool(layer: L.AdaptiveAvgPool2d, node: Node):
+    from torch import nn
+
+    return nn.AdaptiveAvgPool2d(layer.output_size)
+
+
+def _torch_identity(layer: L.Identity, node: Node):
+    from torch import nn
+
+    return nn.Identity()
+
+
+# Each kind of leaf and its PyTorch twin: `(layer, its Node) -> torch module`.
+TORCH_LAYERS: dict[type, Callable] = {
+    L.Conv2d: _torch_conv,
+    L.Conv2dMaxPool: _torch_conv,
+    L.Conv2dAvgPool: _torch_conv,
+    L.Dense: _torch_dense,
+    L.BatchNorm: _torch_batch_norm,
+    L.Dropout: _torch_dropout,
+    L.MaxPool2d: _torch_max_pool,
+    L.AvgPool2d: _torch_avg_pool,
+    L.GlobalAvgPool2d: _torch_global_avg_pool,
+    L.AdaptiveAvgPool2d: _torch_adaptive_avg_pool,
+    L.Flatten: _torch_flatten,
+    L.Activation: lambda layer, node: _torch_activation(layer.fn),
+    L.Identity: _torch_identity,
+}
+
+
+def _load_torch(module, params, state) -> None:
+    """Copies a leaf's jaxcnn weights into its twin (HWIO -> OIHW, (in, out) -> (out, in))."""
     import torch
+    from torch import nn
 
-    activations = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, None: nn.Identity}
+    def tensor(a, *perm):
+        t = torch.from_numpy(np.array(a, np.float32))
+        return t.permute(*perm).contiguous() if perm else t
 
-    def padded(padding, module):
-        (top, bottom), (left, right) = padding
-        if top == bottom == left == right == 0:
-            return module
-        return nn.Sequential(nn.ZeroPad2d((left, right, top, bottom)), module)
-
-    def build(layer: Layer, shape: Shape) -> tuple[nn.Module, Shape]:
-        """(module, its output's NHWC shape) for `layer` on NHWC `shape`."""
-        o, kind = layer.options, layer.kind
-        if kind == "sequential":
-            modules = {}
-            for name, child in layer.children.items():
-                modules[name], shape = build(child, shape)
-            return nn.Sequential(OrderedDict(modules)), shape
-        if kind == "residual":
-            body: dict[str, nn.Module] = {}
-            out = shape
-            for name, child in layer.children.items():
-                if name != "shortcut":
-                    body[name], out = build(child, out)
-            skip = layer.children.get("shortcut")
-            shortcut = build(skip, shape)[0] if skip is not None else nn.Identity()
-            return Residual(
-                nn.Sequential(OrderedDict(body)), shortcut, activations[o["activation"]]()
-            ), out
-        if kind == "concat":
-            built = {name: build(child, shape) for name, child in layer.children.items()}
-            outs = [out for _, out in built.values()]
-            out = (*outs[0][:-1], sum(s[-1] for s in outs))
-            return Concat({name: module for name, (module, _) in built.items()}), out
-        out = layer.initialize(jax.random.key(0), shape)[0]
-        cin = shape[-1]
-        if kind in CONV_KINDS:
-            geom = layer_geometry(layer, shape)
-            conv = nn.Conv2d(
-                cin,
-                o["out_channels"],
-                geom.window,
-                stride=geom.stride,
-                dilation=geom.dilation,
-                groups=o.get("groups", 1),
-                bias=o["use_bias"],
-            )
-            module = padded(geom.padding, conv)
-            if kind == "conv2d_max_pool":
-                module = nn.Sequential(module, nn.MaxPool2d(o["window"]))
-            if kind == "conv2d_avg_pool":
-                module = nn.Sequential(
-                    module, activations[o["activation"]](), nn.AvgPool2d(o["window"])
-                )
-            return module, out
-        if kind == "dense":
-            return nn.Linear(cin, o["out_features"], bias=o["use_bias"]), out
-        if kind == "batch_norm":
-            norm = nn.BatchNorm2d if len(shape) == 4 else nn.BatchNorm1d
-            return norm(cin, eps=o["eps"], momentum=1 - o["momentum"]), out
-        if kind == "dropout":
-            return nn.Dropout(o["rate"]), out
-        if kind == "max_pool2d":
-            geom = layer_geometry(layer, shape)
-            (top, bottom), (left, right) = geom.padding
-            pad = nn.ConstantPad2d((left, right, top, bottom), float("-inf"))
-            return nn.Sequential(pad, nn.MaxPool2d(geom.window, geom.stride)), out
-        if kind == "avg_pool2d":
-            geom = layer_geometry(layer, shape)
-            (top, bottom), (left, right) = geom.padding
-            if not top == bottom == left == right:
-                raise NotImplementedError("no PyTorch twin for unevenly padded average pools")
-            pool = nn.AvgPool2d(
-                geom.window, geom.stride, padding=top, count_include_pad=o["count_include_pad"]
-            )
-            return pool, out
-        if kind == "global_avg_pool2d":
-            return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()), out
-        if kind == "adaptive_avg_pool2d":
-            return nn.AdaptiveAvgPool2d(o["output_size"]), out
-        if kind == "flatten":
-            return nn.Flatten(), out
-        if kind == "activation" and o["fn"] in activations:
-            return activations[o["fn"]](), out
-        if kind == "identity":
-            return nn.Identity(), out
-        raise NotImplementedError(f"no PyTorch twin for a {kind!r} layer ({o})")
-
-    return build(model, tuple(input_shape))[0]
+    with torch.no_grad():
+        for part in module.modules():
+            if isinstance(part, nn.Conv2d):
+                part.weight.copy_(tensor(params["kernel"], 3, 2, 0, 1))
+            elif isinstance(part, nn.Linear):
+                part.weight.copy_(tensor(params["kernel"], 1, 0))
+            elif isinstance(part, nn.BatchNorm1d | nn.BatchNorm2d):
+                part.weight.copy_(tensor(params["scale"]))
+                part.running_mean.copy_(tensor(state["mean"]))
+                part.running_var.copy_(tensor(state["var"]))
+            else:
+                continue
+            if "bias" in params:
+                part.bias.copy_(tensor(params["bias"]))

@@ -30,15 +30,14 @@ def residual_block(channels: int, *, stride: int = 1, conv_impl: str = "auto") -
     shortcut = None
     if stride != 1:
         shortcut = L.sequential(conv=conv(channels, stride, kernel=1), bn=L.batch_norm())
-    return L.residual(
+    body = L.sequential(
         conv1=conv(channels, stride),
         bn1=L.batch_norm(),
         act1=L.activation(jax.nn.relu),
         conv2=conv(channels),
         bn2=L.batch_norm(),
-        shortcut=shortcut,
-        activation=jax.nn.relu,
     )
+    return L.residual(body, shortcut=shortcut, activation=jax.nn.relu)
 
 
 def resnet(
