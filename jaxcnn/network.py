@@ -212,6 +212,17 @@ def walk(model: Layer, input_shape: Shape) -> list[Node]:
     return nodes
 
 
+def freeze_options(layer: Layer, *names: str) -> None:
+    """Sets `layer`'s options `names` with lists made tuples, all the way down: a layer's
+    options must hash (for `__post_init__`, where a frozen dataclass may still set them)."""
+
+    def frozen(value: Any) -> Any:
+        return tuple(frozen(v) for v in value) if isinstance(value, list | tuple) else value
+
+    for name in names:
+        object.__setattr__(layer, name, frozen(getattr(layer, name)))
+
+
 def size(shape: Shape) -> int:
     """The values per example of a batched `shape`."""
     return math.prod(shape[1:])
