@@ -124,7 +124,7 @@ class Checkpoints:
                         self.directory, options=options, item_handlers=handlers
                     )
                 break
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):  # orbax says either, by timing
                 if not read_only or attempt == READ_ATTEMPTS - 1:
                     raise
 

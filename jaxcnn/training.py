@@ -24,8 +24,8 @@ from tqdm import tqdm
 from jaxcnn import config as config_lib
 from jaxcnn import data, parallel, transfer
 from jaxcnn import workdir as workdir_lib
+from jaxcnn.batch_source import BatchSource
 from jaxcnn.checkpoint import Checkpoints
-from jaxcnn.data import stream
 from jaxcnn.data.holdout import Holdout, holdout
 from jaxcnn.errors import JaxcnnError, SaveError
 from jaxcnn.evaluation import Scorer
@@ -122,23 +122,17 @@ class Run:
         train, held, test = splits
         self.made_by = fingerprint(config, info)
         self.phases = phases
-        self.train_index, self.num_train = held.train, len(held.train)
-        self.steps_per_epoch = config_lib.full_batches(config, self.num_train)
+        self.batches = BatchSource(config, trainer, train, held.train)
+        self.steps_per_epoch = self.batches.steps_per_epoch
         self.start_time = start_time
         self.monitor = Monitor(config.monitor, config.early_stopping_patience)
         self.input_shape = (1, *train.images.shape[1:])
         budget = config.memory_budget_mb << 20
-        # A split within the budget lives on the devices; a larger one streams from disk.
-        self.streams = config_lib.streams(config, train.images.nbytes, trainer.gathers_statistics)
-        self.train_split = train
-        arrays = (None, None) if self.streams else tuple(map(np.asarray, train))
-        self.images, self.labels = trainer.replicate(arrays)  # None where streamed from disk
         self.score_test = Scorer(trainer, test, config.eval_batch_size, budget)
         held_out = data.Split(train.images[held.validation], train.labels[held.validation])
         self.score_validation = None
         if len(held.validation):
             self.score_validation = Scorer(trainer, held_out, config.eval_batch_size, budget)
-        self.chunk = data.chunk_size(self.steps_per_epoch, config.steps_per_call)
         self.lead = jax.process_index() == 0  # across hosts, one process reports and writes
         # XLA's CPU collectives block threads of the pool that queued steps need
         # too: over several CPU devices, steps run one at a time or may deadlock.
@@ -218,7 +212,7 @@ class Run:
             kept = self.score_validation.split.labels.size if self.score_validation else 0
             held = f" ({kept} held out for validation)" if kept else ""
             self.report(
-                f"{config.model.name}: {self.num_train} training images{held}, "
+                f"{config.model.name}: {len(self.batches.index)} training images{held}, "
                 f"{self.steps_per_epoch} steps of {config.batch_size} per epoch on "
                 f"{self.trainer.mesh.size} {jax.default_backend()} device(s)"
             )
@@ -253,46 +247,26 @@ class Run:
     def run_epoch(
         self, state: TrainState, position: Position, epoch: int, stops: StopRequests
     ) -> tuple[TrainState, Position]:
-        """Trains the rest of `epoch` from `position`, then evaluates and saves a checkpoint."""
-        config, chunk = self.config, self.chunk
-        orders = [  # each seed's own permutation; one seed's order is (steps, batch)
-            self.train_index[
-                data.epoch_batches(config.seed + k, epoch, self.num_train, config.batch_size)
-            ]
-            for k in range(self.trainer.seeds)
-        ]
-        order = orders[0] if self.trainer.seeds == 1 else np.stack(orders)
+        """Trains the rest of `epoch` from `position`, then evaluates and saves a checkpoint.
+
+        The metrics of each call are read back one call late, so that the devices
+        need not wait for the host.
+        """
+        orders, chunk = self.batches.orders(epoch), self.batches.chunk
         start = time.perf_counter() - position.seconds
-        pending: list[dict] = []  # metrics of calls not yet read back (read one call late)
+        pending: list[dict] = []  # metrics of calls not yet read back
+        saving = 0.0  # seconds of this epoch's mid-epoch saves, not training
         bar = tqdm(
             total=self.steps_per_epoch,
             initial=position.epoch_steps,
-            desc=f"epoch {epoch}/{config.num_epochs}",
+            desc=f"epoch {epoch}/{self.config.num_epochs}",
             unit="step",
             disable=not (self.lead and sys.stderr.isatty()),
             leave=False,
         )
-        saving = 0.0  # seconds of this epoch's mid-epoch saves, not training
-        fed = None  # this process's share of the epoch's calls, read from disk ahead
-        if self.streams:
-            fed = stream.chunks(
-                *self.train_split,
-                order,
-                chunk,
-                position.epoch_steps,
-                jax.process_index(),
-                jax.process_count(),
-            )
         with self.phases("train"):
-            for first in range(position.epoch_steps, self.steps_per_epoch, chunk):
-                if fed is not None:
-                    images, labels = self.trainer.feed(*next(fed))
-                    state, metrics = self.trainer.train_steps_fed(state, images, labels)
-                else:
-                    index = self.trainer.shard_batches(order[..., first : first + chunk, :])
-                    state, metrics = self.trainer.train_steps(
-                        state, self.images, self.labels, index
-                    )
+            for first, batches in self.batches.calls(orders, position.epoch_steps):
+                state, metrics = self.batches.train(state, batches)
                 self.phases.first_step()  # compiled and dispatched: the step runs now
                 self.write_owed(wait=False)
                 self.checkpoints.check()  # a save that failed stops training now
@@ -309,12 +283,7 @@ class Run:
                     self.read_back(pending, position, epoch)
                     pending.clear()
                     position.epoch_steps, position.seconds = done, time.perf_counter() - start
-                    saved = time.perf_counter()
-                    with self.phases("saving"):
-                        self.save(state, position)
-                        if stop:
-                            self.checkpoints.wait()
-                    saving += time.perf_counter() - saved
+                    saving += self.save_within_epoch(state, position, wait=stop)
                     if stop:
                         raise Stopped(
                             f"stopped by {stops.name()} at epoch {epoch}, step {step}; its "
@@ -325,25 +294,9 @@ class Run:
             self.read_back(pending, position, epoch)
         seconds = time.perf_counter() - start
         with self.phases("eval"):
-            state = self.trainer.refresh_statistics(state, self.images, orders[0])
+            state = self.trainer.refresh_statistics(state, self.batches.images, orders[0])
             scores = self.scores(state)
-        line = {
-            "epoch": epoch,
-            "step": self.step(state),
-            **per_seed(
-                self.trainer.seeds,
-                {
-                    "train_loss": np.mean(np.asarray(position.losses, np.float32), axis=0),
-                    "train_accuracy": np.mean(np.asarray(position.accuracies, np.float32), axis=0),
-                },
-            ),
-            **scores,
-            "epoch_time_s": seconds,
-            "images_per_s": self.steps_per_epoch * config.batch_size / (seconds - saving),
-            "elapsed_s": time.perf_counter() - self.start_time,
-            "phases_s": self.phases.as_dict(),  # so far
-            "first_step_s": self.phases.first_step_s,  # this process's, from its start
-        }
+        line = self.epoch_line(state, position, epoch, scores, (seconds, saving))
         position = Position(epochs=epoch, line=line, best=position.best)
         best = self.monitor.update(position, line["step"])
         with self.phases("saving"):
@@ -362,6 +315,37 @@ class Run:
                 stops.exit_code(),
             )
         return state, position
+
+    def save_within_epoch(self, state: TrainState, position: Position, wait: bool) -> float:
+        """Saves a checkpoint mid-epoch (waiting for its write, to stop after it); its seconds."""
+        saved = time.perf_counter()
+        with self.phases("saving"):
+            self.save(state, position)
+            if wait:
+                self.checkpoints.wait()
+        return time.perf_counter() - saved
+
+    def epoch_line(
+        self, state: TrainState, position: Position, epoch: int, scores: dict, times: tuple
+    ) -> dict:
+        """The epoch's metrics line: training's means, `scores`, and where the time went
+        (`times`: the epoch's seconds and those of its mid-epoch saves)."""
+        seconds, saving = times
+        means = {
+            "train_loss": np.mean(np.asarray(position.losses, np.float32), axis=0),
+            "train_accuracy": np.mean(np.asarray(position.accuracies, np.float32), axis=0),
+        }
+        return {
+            "epoch": epoch,
+            "step": self.step(state),
+            **per_seed(self.trainer.seeds, means),
+            **scores,
+            "epoch_time_s": seconds,
+            "images_per_s": self.steps_per_epoch * self.config.batch_size / (seconds - saving),
+            "elapsed_s": time.perf_counter() - self.start_time,
+            "phases_s": self.phases.as_dict(),  # so far
+            "first_step_s": self.phases.first_step_s,  # this process's, from its start
+        }
 
     def read_back(self, calls: list[dict], position: Position, epoch: int) -> None:
         """Adds the calls' per-step metrics to `position`, checking each step's loss.
