@@ -83,12 +83,14 @@ def train_and_evaluate(
             workdir = workdir_lib.resolve(workdir)
             options = compiler_options(config, mesh)
         with phases("data"):
-            train, test, info = data.load(config)
+            writers = data.Writers()  # a first run's records, written while it compiles
+            train, test, info = data.load(config, writers)
             held = holdout(*train, config.validation_fraction)
         steps_per_epoch = config_lib.full_batches(config, len(held.train))
         with phases("set-up"):
             trainer, state = create_trainer(config, info, steps_per_epoch, mesh, options)
-            run = Run(config, workdir, trainer, (train, held, test), info, start_time, phases)
+            splits = (train, held, test)
+            run = Run(config, workdir, trainer, splits, info, start_time, phases, writers)
         try:
             with StopRequests() as stops:
                 result = run.train(state, stops)
@@ -115,9 +117,11 @@ class Run:
         info: data.DataInfo,
         start_time: float,
         phases: Phases,
+        writers: data.Writers | None = None,
     ):
         """`splits`: the training split, the examples of it trained on and held out for
-        validation, and the test split."""
+        validation, and the test split; `writers`: the records of its data still being
+        written, waited for as it finishes."""
         self.config, self.workdir, self.trainer, self.info = config, workdir, trainer, info
         train, held, test = splits
         self.made_by = fingerprint(config, info)
@@ -140,6 +144,7 @@ class Run:
         self.metrics_path = workdir / METRICS_FILE
         self.last_save = time.monotonic()  # for `checkpoint_every_minutes`
         self.owed: dict | None = None  # the epoch line whose checkpoint is being written
+        self.writers = writers or data.Writers()
         keep_best = self.score_validation is not None  # the best epoch's, beside the newest
         self.checkpoints = Checkpoints(
             workdir / CHECKPOINT_DIR, config.keep_checkpoints, self.report, keep_best=keep_best
@@ -167,7 +172,7 @@ class Run:
             print(f"also: {e}", file=sys.stderr)
         finally:
             with self.phases("data"):  # a first run's records, written while it compiled
-                for failure in data.wait_prepared():
+                for failure in self.writers.wait():
                     self.report(f"warning: {failure}")
             if not isinstance(error, JaxcnnError):
                 self.report(self.phases.line())

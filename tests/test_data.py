@@ -30,7 +30,8 @@ def multiset(images, labels):
 
 def test_idx_directory_is_prepared_once_and_read_back_in_bulk(tmp_path):
     source = synthetic.write_dataset(tmp_path / "idx", n_train=64, n_test=16, compress=False)
-    train, test, info = data.load(config_for(tmp_path, source, dataset="tiny"))
+    writers = data.Writers()
+    train, test, info = data.load(config_for(tmp_path, source, dataset="tiny"), writers)
     assert train.images.shape == (64, 16, 16, 1) and train.images.dtype == np.uint8
     assert test.images.shape == (16, 16, 16, 1) and train.labels.dtype == np.int32
     assert info.class_names == ("0", "1", "2", "3") and info.image_shape == (16, 16, 1)
@@ -43,7 +44,7 @@ def test_idx_directory_is_prepared_once_and_read_back_in_bulk(tmp_path):
     # The arrays kept in bulk are the records, in their order (written on a thread).
     from jaxcnn.data import builder as builder_lib
 
-    assert data.wait_prepared() == []
+    assert writers.wait() == []
 
     [prepared] = (tmp_path / "tfds" / "prepared_images").iterdir()
     records = builder_lib.tfds.builder_from_directory(str(prepared / "2.0.0"))
@@ -59,8 +60,9 @@ def test_idx_directory_is_prepared_once_and_read_back_in_bulk(tmp_path):
 def test_a_first_load_returns_the_arrays_while_the_records_are_written(tmp_path):
     source = synthetic.write_dataset(tmp_path / "idx", n_train=64, n_test=16)
     config = config_for(tmp_path, source)
-    first, first_test, _ = data.load(config)
-    assert data.wait_prepared() == []
+    writers = data.Writers()
+    first, first_test, _ = data.load(config, writers)
+    assert writers.wait() == []
     again, again_test, _ = data.load(config)  # from the prepared copy now
     assert isinstance(again.images, np.memmap)
     for a, b in [(first, again), (first_test, again_test)]:
@@ -78,14 +80,15 @@ def test_records_that_cannot_be_written_are_reported_and_prepared_again(tmp_path
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(builder_lib, "build", full_disk)
-    train, _, _ = data.load(config)
+    writers = data.Writers()
+    train, _, _ = data.load(config, writers)
     assert train.images.shape == (64, 16, 16, 1)  # this run has its data
-    [failure] = data.wait_prepared()
+    [failure] = writers.wait()
     assert str(source) in failure and "No space left on device" in failure
     assert not list((tmp_path / "tfds").rglob("classes.json"))  # not taken for prepared
     monkeypatch.undo()
-    data.load(config)  # the lock was released: the next load prepares it
-    assert data.wait_prepared() == []
+    data.load(config, writers)  # the lock was released: the next load prepares it
+    assert writers.wait() == []
     assert len(list((tmp_path / "tfds").rglob("classes.json"))) == 1
 
 
@@ -119,7 +122,7 @@ def test_the_writer_thread_never_swaps_the_import_machinery_under_other_threads(
         "epy.lazy_imports = recorded\n",
         source,
         tmp_path,
-        "data.load(c)\nassert data.wait_prepared() == []\n"
+        "writers = data.Writers()\ndata.load(c, writers)\nassert writers.wait() == []\n"
         "print(len(swapped_on) > 0, all(swapped_on))\n",
     )
     assert printed == "True True"
@@ -374,8 +377,9 @@ def test_npz_test_labels_outside_the_training_classes_are_named(tmp_path):
 
 def test_preparing_says_what_from_where_into_where_named_after_the_folder(tmp_path, capfd):
     root = synthetic.write_image_folder(tmp_path / "My Photos", n_train=20, n_test=8)
-    _, _, info = data.load(config_for(tmp_path, str(root), image_size=16))
-    data.wait_prepared()
+    writers = data.Writers()
+    _, _, info = data.load(config_for(tmp_path, str(root), image_size=16), writers)
+    writers.wait()
     err = capfd.readouterr().err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err  # no TFDS banner, no progress bars off a terminal

@@ -21,7 +21,7 @@ import numpy as np
 
 from jaxcnn.data import prepare as prepare_lib
 from jaxcnn.data.batches import chunk_size, epoch_batches, eval_batches
-from jaxcnn.data.prepare import wait_prepared
+from jaxcnn.data.prepare import Writers
 from jaxcnn.data.sources import FASHION_MNIST_DIR, DataError, find_source, read_idx
 
 __all__ = [
@@ -33,8 +33,8 @@ __all__ = [
     "epoch_batches",
     "eval_batches",
     "load",
+    "Writers",
     "read_idx",
-    "wait_prepared",
 ]
 
 INFO_FILE = "data.json"  # in a workdir: what predict.py needs to see as training saw
@@ -113,12 +113,13 @@ def channel_statistics(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
-def load(config) -> tuple[Split, Split, DataInfo]:
+def load(config, writers: Writers | None = None) -> tuple[Split, Split, DataInfo]:
     """The train and test splits `config` names, prepared once, and what they hold.
 
     `config.data_dir` holds IDX files, an `.npz`, `train/` and `test/` class
     folders, or one tree of class folders (split by `test_fraction`); empty, it
-    names a TFDS catalog dataset (`config.dataset`).
+    names a TFDS catalog dataset (`config.dataset`). A first preparation writes
+    its records on a thread, kept in `writers` (`Writers.wait`).
 
     Raises:
       DataError: in one line naming the path, for data that is missing or malformed.
@@ -128,7 +129,7 @@ def load(config) -> tuple[Split, Split, DataInfo]:
         settings = prepare_lib.Settings(
             config.image_size, config.channels, config.strict, config.test_fraction
         )
-        prepared = prepare_lib.prepared(config.dataset, source, settings, config.tfds_dir)
+        prepared = prepare_lib.prepared(config.dataset, source, settings, config.tfds_dir, writers)
         origin = f"{source.path.resolve()} ({source.kind})"
     else:
         prepared = prepare_lib.catalog(config.dataset, config.tfds_dir)

@@ -17,7 +17,7 @@ processes share the folder: one prepares, the others wait for it.
 The first time, the records are written on a thread while the decoded arrays
 go back to the caller, which compiles and trains meanwhile (TFDS writes one
 record at a time in Python; XLA compiles without holding the GIL); callers
-that exit with `os._exit` wait for it first (`wait_prepared`).
+that exit with `os._exit` wait for it first (`Writers`).
 """
 
 from __future__ import annotations
@@ -87,18 +87,44 @@ def prepared_name(source: Source) -> str:
     return f"{stem}-{source.fingerprint}"
 
 
-def prepared(dataset: str, source: Source, settings: Settings, tfds_dir: str) -> Prepared:
+class Writers:
+    """The prepared copies a caller's loads write on threads, and what could not be written.
+
+    A caller that exits with `os._exit` (train.py) waits for them first; one
+    that passes none to `prepared` leaves its threads to Python, which waits
+    for them at a normal exit.
+    """
+
+    def __init__(self) -> None:
+        self.threads: dict[str, threading.Thread] = {}
+        self.failures: list[str] = []
+
+    def wait(self) -> list[str]:
+        """Waits for every thread; what could not be written, a line each (the arrays
+        returned were whole: what trained on them stands, and the next run prepares the
+        data again)."""
+        while self.threads:
+            self.threads.popitem()[1].join()
+        failures, self.failures = self.failures, []
+        return failures
+
+
+def prepared(
+    dataset: str, source: Source, settings: Settings, tfds_dir: str, writers: Writers | None = None
+) -> Prepared:
     """`source` prepared once under `tfds_dir`.
 
     The first time, the decoded arrays are returned at once and the records
-    are written on a thread (`wait_prepared`), while the caller compiles.
+    are written on a thread (kept in `writers`), while the caller compiles.
     """
+    writers = writers or Writers()
     key = hashlib.blake2b(f"{settings}".encode(), digest_size=3).hexdigest()
     name = f"{prepared_name(source)}{key}"
     root = Path(tfds_dir).expanduser()
     folder = root / BUILDER_DIR / name / BUILDER_VERSION
-    if name in _writers:  # this process is writing it: wait, rather than lock against itself
-        _writers.pop(name).join()
+    for thread in threading.enumerate():  # this process is writing it: wait, not lock again
+        if thread.name == f"prepare {name}":
+            thread.join()
     if not (folder / CLASSES_FILE).exists():
         root.mkdir(parents=True, exist_ok=True)
         # Released by the thread that writes the records, when they are whole.
@@ -120,10 +146,10 @@ def prepared(dataset: str, source: Source, settings: Settings, tfds_dir: str) ->
 
             writer = threading.Thread(
                 target=_write_prepared,
-                args=(lock, name, source, splits, classes, digest, root, folder),
+                args=(lock, source, splits, classes, digest, root, folder, writers.failures),
                 name=f"prepare {name}",
             )
-            _writers[name] = writer
+            writers.threads[name] = writer
             writer.start()
             return Prepared(splits, classes, digest)
     return read_prepared(folder)
@@ -140,46 +166,31 @@ def read_prepared(folder: Path) -> Prepared:
     return Prepared(splits, classes, digest)
 
 
-_writers: dict[str, threading.Thread] = {}  # the records being written on threads, by name
-_failures: list[str] = []  # what those threads could not write
-
-
 def _write_prepared(
     lock: filelock.BaseFileLock,
-    name: str,
     source: Source,
     splits: dict[str, tuple[np.ndarray, np.ndarray]],
     classes: list[str],
     digest: str,
     root: Path,
     folder: Path,
+    failures: list[str],
 ) -> None:
     """The records through TFDS, the arrays and digest beside them, then the class names: their
     presence says the rest is whole."""
     try:
         from jaxcnn.data import builder as builder_lib
 
-        built = builder_lib.build(name, source, splits, classes, root)
+        built = builder_lib.build(folder.parent.name, source, splits, classes, root)
         assert Path(built.data_dir) == folder, (built.data_dir, folder)
         for split, arrays in splits.items():  # the records' order: their copy in bulk
             save_arrays(folder, split, *arrays)
         write_atomically(folder / DIGEST_FILE, json.dumps(digest).encode(), sync=False)
         write_atomically(folder / CLASSES_FILE, json.dumps(classes).encode(), sync=False)
     except Exception as e:
-        _failures.append(f"{source.path}: could not write its prepared copy in {root} ({e})")
+        failures.append(f"{source.path}: could not write its prepared copy in {root} ({e})")
     finally:
         lock.release()
-
-
-def wait_prepared() -> list[str]:
-    """Waits for the records `prepared` writes on threads; what could not be written, in a
-    line each (the arrays returned were whole: what trained on them stands, and the next run
-    prepares the data again)."""
-    while _writers:
-        _writers.popitem()[1].join()
-    failures = list(_failures)
-    _failures.clear()
-    return failures
 
 
 def catalog(dataset: str, tfds_dir: str) -> Prepared:
