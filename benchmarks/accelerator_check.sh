@@ -10,7 +10,9 @@
 # - WHEELHOUSE: wheels of what the machine lacks (ml_collections), made on any machine with
 #   `bash benchmarks/make_wheelhouse.sh DIR` (benchmarks/README.md); installed with no network.
 # - JAXCNN_DATA_DIR: Fashion-MNIST's IDX files (default: Debian's, else a synthetic dataset).
-# - PY: the Python with JAX (default: .venv/bin/python if the README's set-up made it, else python3).
+# - PY: the Python to run with (default: .venv/bin/python if the README's set-up made it, else
+#   python3). One without JAX gets a venv in the check's work folder (seeing its packages), into
+#   which this checkout is installed with its requirements, from WHEELHOUSE or the package index.
 # - JAXCNN_CHECK_PLATFORM: cuda, rocm, tpu or cpu (default: the first of cuda and tpu that
 #   answers, else cpu: the dry run CI makes of this script).
 #
@@ -33,8 +35,19 @@ trap 'rm -rf "$work"' EXIT
 : > "$out/check.log"
 log() { echo "$*" | tee -a "$out/check.log"; }
 
-# What the machine lacks, from the wheelhouse; jaxcnn itself from this checkout.
-if ! $py -c "import ml_collections" 2>/dev/null; then
+# What the machine lacks, from the wheelhouse (or the package index when there is none); jaxcnn
+# itself from this checkout.
+if ! $py -c "import jax" 2>/dev/null; then
+  # No JAX at all (a bare Python): a venv of our own that still sees the machine's packages.
+  log "$py has no JAX: installing this checkout and its requirements into a venv of the check's own"
+  $py -m venv --system-site-packages "$work/venv" >> "$out/check.log" 2>&1 \
+    || { log "could not make a venv with $py (Debian: apt-get install python3-venv)"; exit 2; }
+  index=()
+  [[ -n ${WHEELHOUSE:-} ]] && index=(--no-index --find-links "$WHEELHOUSE")
+  "$work/venv/bin/python" -m pip install -q "${index[@]}" "$root" >> "$out/check.log" 2>&1 \
+    || { log "could not install jaxcnn's requirements${WHEELHOUSE:+ from $WHEELHOUSE} (check.log says why)"; exit 2; }
+  py=$work/venv/bin/python
+elif ! $py -c "import ml_collections" 2>/dev/null; then
   if [[ -z ${WHEELHOUSE:-} ]]; then
     log "ml_collections is missing: make a wheelhouse (bash benchmarks/make_wheelhouse.sh DIR) and set WHEELHOUSE=DIR"
     exit 2
