@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import inspect
+import json
 import math
 import sys
 from collections.abc import Callable
@@ -74,6 +75,9 @@ def defaults() -> ml_collections.ConfigDict:
     # params after each step (0: off; e.g. 0.999); batch norm's statistics are gathered for
     # them on training batches at each epoch's end. Not with schedule-free optimizers.
     config.ema_decay = 0.0
+    # Score and predict with the mean of the logits of each image and of its mirror image
+    # (test-time augmentation: for data where flipping keeps the class, as `augment`'s flip).
+    config.test_time_flip = False
     config.batch_size = 256  # global, split over the devices; an epoch drops the last partial one
     config.eval_batch_size = 1000  # global; evaluation sees every test example
     config.num_epochs = 10  # also the length of the learning-rate schedule
@@ -148,6 +152,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "momentum": _number(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "weight_decay": _number(lambda v: v >= 0, "a number >= 0"),
     "ema_decay": _number(lambda v: 0 <= v < 1, "a number in [0, 1) (0: off)"),
+    "test_time_flip": ((lambda v: isinstance(v, bool)), "True or False"),
     "label_smoothing": _number(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "batch_size": _positive_int(1),
     "eval_batch_size": _positive_int(1),
@@ -247,6 +252,15 @@ def check_freeze(model: layers.Layer, name: str, freeze: str) -> None:
             f"{[n for n in transfer.layer_names(model) if '.' not in n]}, and those inside "
             "them by dotted path (e.g. 'stem.conv')"
         )
+
+
+def saved(workdir: Path) -> ml_collections.ConfigDict:
+    """The config train.py saved in `workdir` (its `config.json`), each key it lacks (a
+    workdir trained by an earlier jaxcnn) at its default."""
+    config = json.loads((workdir / "config.json").read_text())
+    for key, value in defaults().to_dict().items():
+        config.setdefault(key, value)
+    return ml_collections.ConfigDict(config)
 
 
 def check_init_from(config: ml_collections.ConfigDict) -> None:

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import jax
-import ml_collections
 import numpy as np
 
+from jaxcnn import config as config_lib
 from jaxcnn.checkpoint import Checkpoints
 from jaxcnn.data import DataInfo
 from jaxcnn.data.images import Layout, UnreadableImage, read_image
@@ -66,7 +65,7 @@ class Predictor:
                 raise WorkdirError(
                     f"{workdir} has no {name}: is it a workdir {made_by} trained in?"
                 )
-        config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+        config = config_lib.saved(workdir)
         info = DataInfo.read(workdir)
         config.num_devices = 1
         trainer, state = create_trainer(config, info, steps_per_epoch=1)
@@ -90,10 +89,8 @@ class Predictor:
         return cls(trainer, state, info, int(record["epochs"]))
 
     def _forward(self, params, model_state, images):
-        logits, _ = self.trainer.model.apply_with_state(
-            params, model_state, self.trainer.normalize(images), training=False
-        )
-        return jax.nn.softmax(logits)
+        trainer = self.trainer
+        return jax.nn.softmax(trainer.eval_logits(params, model_state, trainer.normalize(images)))
 
     def probabilities_of(self, images: jax.Array) -> jax.Array:
         """Class probabilities `(n, classes)` of NHWC `images` in the training layout (uint8,

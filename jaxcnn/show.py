@@ -18,18 +18,17 @@ one line on stderr and exit status 1.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from jaxcnn import config as config_lib
 from jaxcnn import data
 from jaxcnn.errors import ConfigError, JaxcnnError, WorkdirError
 from jaxcnn.layers import Concat, ConvLayer, Layer, PoolLayer, Residual, Sequential
@@ -184,7 +183,7 @@ def show(workdir: Path, out: Path, images: list[int], checkpoint: str = "best") 
     if not workdir.is_dir():
         raise WorkdirError(f"--workdir {workdir}: no such folder")
     predictor = Predictor.load(workdir, checkpoint)
-    config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+    config = config_lib.saved(workdir)
     _, test, info = data.load(config)
     for n in images:
         if not 0 <= n < len(test.labels):

@@ -160,6 +160,17 @@ class Trainer:
         )
         return logits.astype(jnp.float32), model_state
 
+    def eval_logits(self, params, model_state, x: jax.Array) -> jax.Array:
+        """The float32 logits `(n, classes)` a trained model is scored and used with, for
+        normalised NHWC `x`: batch norm's running statistics, no dropout; with
+        `test_time_flip`, the mean of the logits of `x` and of its mirror image (flipped
+        along the width)."""
+        logits, _ = self.logits(params, model_state, x, training=False)
+        if self.config.test_time_flip:
+            mirrored, _ = self.logits(params, model_state, jnp.flip(x, axis=2), training=False)
+            logits = (logits + mirrored) / 2
+        return logits
+
     def loss(self, params, model_state, x, labels, key, scale, own=None):
         """Label-smoothed cross-entropy to minimise (times the loss `scale`); plain
         cross-entropy, accuracy and the model's new state (batch-norm statistics) to report.
@@ -235,14 +246,12 @@ class Trainer:
 
     def _evaluate(self, params, model_state, images, labels, batch_index, mask) -> dict:
         """`evaluate` (jitted): summed loss and correct answers, and the count, over the
-        masked examples of `batch_index`, with batch norm's running statistics and no
-        dropout."""
+        masked examples of `batch_index`, by `eval_logits`."""
 
         def batch(totals, inputs):
             index, weight = inputs
             x = self.normalize(images[index])
-            logits, _ = self.logits(params, model_state, x, training=False)
-            log_p = jax.nn.log_softmax(logits)
+            log_p = jax.nn.log_softmax(self.eval_logits(params, model_state, x))
             loss, correct = scores(log_p, labels[index])
             return jax.tree.map(
                 jnp.add, totals, (jnp.sum(loss * weight), jnp.sum(correct * weight))

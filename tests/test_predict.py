@@ -1,16 +1,19 @@
 """predict.py: a trained model's classes for new images, prepared as training's were."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 import synthetic
 from synthetic import small_config
 
 from jaxcnn import training
+from jaxcnn.data import eval_batches
 from jaxcnn.errors import CheckpointError
 from jaxcnn.predict import Predictor, image_paths
 
@@ -112,3 +115,39 @@ def test_a_workdir_without_a_checkpoint(trained, tmp_path):
         (run / name).write_text((trained / "run" / name).read_text())
     with pytest.raises(CheckpointError, match="has no checkpoint yet"):
         Predictor.load(run)
+
+
+def test_test_time_flip_averages_the_logits_of_each_image_and_its_mirror(trained, tmp_path):
+    """With `test_time_flip`, predictions and the scores training reports are those of the
+    mean logits of an image and its mirror: softmax of the mean of the plain model's log
+    probabilities of both (a row's constant cancels), computed here with NumPy."""
+    flipped = tmp_path / "run"
+    shutil.copytree(trained / "run", flipped)
+    config = json.loads((flipped / "config.json").read_text())
+    config["test_time_flip"] = True
+    (flipped / "config.json").write_text(json.dumps(config))
+    # The plain model from a config.json without the key, as an earlier jaxcnn wrote it.
+    older = tmp_path / "older"
+    shutil.copytree(trained / "run", older)
+    del config["test_time_flip"]
+    (older / "config.json").write_text(json.dumps(config))
+    plain, both = Predictor.load(older), Predictor.load(flipped)
+    images = np.random.default_rng(0).integers(0, 256, (10, 16, 16, 3), dtype=np.uint8)
+
+    log_p = np.log(plain.probabilities(images)) + np.log(plain.probabilities(images[:, :, ::-1]))
+    expected = np.exp(log_p / 2 - log_p.max(axis=1, keepdims=True) / 2)
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(both.probabilities(images), expected, atol=1e-5)
+    assert np.abs(both.probabilities(images) - plain.probabilities(images)).max() > 1e-3
+
+    labels = np.arange(10) % 4
+    index, mask = eval_batches(10, 4)
+    state = both.state
+    scored = jax.device_get(
+        both.trainer.evaluate(state.params, state.model_state, images, labels, index, mask)
+    )
+    assert scored["count"] == 10
+    assert scored["correct"] == np.sum(expected.argmax(axis=1) == labels)
+    np.testing.assert_allclose(
+        scored["loss"], -np.log(expected[np.arange(10), labels]).sum(), rtol=1e-4
+    )
