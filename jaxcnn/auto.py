@@ -13,7 +13,8 @@ from jaxcnn.conv import conv_call, lax_conv
 from jaxcnn.geometry import Geometry, IntPair, Padding
 from jaxcnn.params import Params
 
-# On CPU, with at most TAP_SUM_MAX_CHANNELS input channels per group the forward
+# On CPU, a strided 1x1 conv of one group is a slice and a product; otherwise, with
+# at most TAP_SUM_MAX_CHANNELS input channels per group the forward
 # sums over kernel taps; with at most BANDED_MAX_CHANNELS (and one group)
 # forward and gradients are banded matrix products, while their patches stay
 # within BANDED_MAX_PATCH_BYTES (past a CPU cache's size the products wait on
@@ -21,7 +22,7 @@ from jaxcnn.params import Params
 TAP_SUM_MAX_CHANNELS = 4
 BANDED_MAX_CHANNELS = 16
 BANDED_MAX_PATCH_BYTES = 8 << 20
-KERNELS = ("tap_sum", "banded", "lax")
+KERNELS = ("pointwise", "tap_sum", "banded", "lax")
 
 
 def choose_kernel(
@@ -49,6 +50,8 @@ def choose_kernel(
     group_in = kernel_shape[2]
     if not isinstance(x_shape[0], int):  # a symbolic batch (jax.export): sized for one example
         x_shape = (1, *x_shape[1:])
+    if kernel_shape[:2] == (1, 1) and geom.stride != (1, 1) and groups == 1:
+        return "pointwise"
     if group_in <= TAP_SUM_MAX_CHANNELS:
         return "tap_sum"
     if (
@@ -72,7 +75,9 @@ def conv2d_auto(
 ) -> jax.Array:
     """`conv2d` computed the fastest way for the layer's shape and backend; same results.
 
-    On CPU, by input channels per group `c` (`choose_kernel`):
+    On CPU, a strided 1x1 conv with one group (a ResNet's shortcut) is a strided
+    slice and a matrix product (`jaxcnn.cpu_kernels.pointwise_conv`); any other,
+    by input channels per group `c` (`choose_kernel`):
 
     - `c <= TAP_SUM_MAX_CHANNELS` (a first layer on grey or RGB images): the
       forward is the lecture's sum over kernel taps, which XLA fuses into one
@@ -82,7 +87,8 @@ def conv2d_auto(
       banded patches (`jaxcnn.cpu_kernels.banded_conv`).
     - otherwise `lax.conv_general_dilated`, forward and gradients, the
       gradients written as NHWC convs so that they stay fast inside
-      `lax.scan` (`jaxcnn.cpu_kernels.conv_nhwc_grads`).
+      `lax.scan` (`jaxcnn.cpu_kernels.conv_nhwc_grads`); a strided conv's
+      input gradient by phases, as one stride-1 conv.
 
     On GPU and TPU, `lax` with autodiff's gradients: what `conv2d` runs.
 
@@ -100,7 +106,9 @@ def conv2d_auto(
     """
     call = conv_call(params, x, stride, padding, dilation, groups)
     kernel = choose_kernel(call.x.shape, call.kernel.shape, call.geom, groups, backend)
-    if kernel == "tap_sum":
+    if kernel == "pointwise":
+        y = cpu_kernels.pointwise_conv(call.x, call.kernel, call.geom)
+    elif kernel == "tap_sum":
         y = cpu_kernels.tap_sum_with_matmul_grads(call.x, call.kernel, call.geom, groups)
     elif kernel == "banded":
         y = cpu_kernels.banded_conv(call.x, call.kernel, call.geom)

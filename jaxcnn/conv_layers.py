@@ -29,7 +29,12 @@ CONV_IMPLS: dict[str, Callable[..., jax.Array]] = {
     "patches": conv2d_patches,
     "auto": conv2d_auto,
 }
-KERNEL_NAMES = {"tap_sum": "tap sums", "banded": "banded products", "lax": "lax conv"}
+KERNEL_NAMES = {
+    "pointwise": "slice and product",
+    "tap_sum": "tap sums",
+    "banded": "banded products",
+    "lax": "lax conv",
+}
 
 
 def conv_impl(impl: str) -> Callable[..., jax.Array]:

@@ -6,11 +6,13 @@ its gradient convs are slow inside `lax.scan`. These kernels are what
 CPU instead; docs/performance.md has the measurements behind each.
 
 - `tap_sum`: the lecture's sum over kernel taps as broadcast multiplies.
+- `pointwise_conv`: a strided 1x1 conv as a strided slice and a matrix product.
 - `banded_conv`: matrix products over banded patches (a block of output
   columns reads `kh` rows of input; the kernel acts as a banded matrix).
 - `patch_product`: the product those patches go through.
 - `conv_nhwc_grads`: `lax`'s convolution with its gradients written as NHWC
-  convs, which stay fast inside `lax.scan`.
+  convs, which stay fast inside `lax.scan`; a strided conv's input gradient
+  as one stride-1 conv over the input's phases (`strided_input_grad`).
 """
 
 from __future__ import annotations
@@ -47,20 +49,24 @@ def _conv_nhwc_grads_bwd(geom, groups, residuals, grad):
     unreached = [
         (n + lo + hi - e) % s for n, (lo, hi), e, s in zip(in_hw, geom.padding, extent, geom.stride)
     ]
-    # dx: the gradient, its pixels spread `stride` apart, correlated with the
-    # kernel flipped and its in/out channels swapped within each group.
-    flipped = jnp.flip(kernel, (0, 1)).reshape(kh, kw, group_in, groups, out_channels // groups)
-    swapped = flipped.transpose(0, 1, 4, 3, 2).reshape(kh, kw, out_channels // groups, -1)
-    dx = nhwc_conv(
-        grad,
-        swapped,
-        padding=[
-            (e - 1 - lo, e - 1 - hi + r) for e, (lo, hi), r in zip(extent, geom.padding, unreached)
-        ],
-        lhs_dilation=geom.stride,
-        dilation=geom.dilation,
-        groups=groups,
-    )
+    if geom.stride != (1, 1) and geom.dilation == (1, 1) and groups == 1:
+        dx = strided_input_grad(grad, kernel, geom, in_hw)
+    else:
+        # dx: the gradient, its pixels spread `stride` apart, correlated with the
+        # kernel flipped and its in/out channels swapped within each group.
+        flipped = jnp.flip(kernel, (0, 1)).reshape(kh, kw, group_in, groups, out_channels // groups)
+        swapped = flipped.transpose(0, 1, 4, 3, 2).reshape(kh, kw, out_channels // groups, -1)
+        dx = nhwc_conv(
+            grad,
+            swapped,
+            padding=[
+                (e - 1 - lo, e - 1 - hi + r)
+                for e, (lo, hi), r in zip(extent, geom.padding, unreached)
+            ],
+            lhs_dilation=geom.stride,
+            dilation=geom.dilation,
+            groups=groups,
+        )
     # dkernel: the input correlated with the gradient as kernel, the examples
     # taking the place of channels: (c, h, w, n) x (oh, ow, n, o) -> (c, kh, kw, o).
     dkernel = nhwc_conv(
@@ -75,6 +81,48 @@ def _conv_nhwc_grads_bwd(geom, groups, residuals, grad):
 
 
 conv_nhwc_grads.defvjp(_conv_nhwc_grads_fwd, _conv_nhwc_grads_bwd)
+
+
+def strided_input_grad(
+    grad: jax.Array, kernel: jax.Array, geom: Geometry, in_hw: tuple[int, int]
+) -> jax.Array:
+    """The input gradient `(n, h, w, c)` of a strided conv (one group, no dilation) as one
+    stride-1 conv, whose `s_h * s_w * c` output channels are the input's pixels by phase.
+
+    With stride `s`, input pixel `s * p + a` of the padded image meets kernel taps
+    `s * m + a` only, at output `p - m`: phase `a` is a stride-1 correlation of the
+    output gradient `(n, oh, ow, o)` with those taps, flipped. All phases at once: the
+    kernel, zero-padded to `s * ceil(k / s)` taps per axis, rearranged into a
+    `(ceil(kh / s_h), ceil(kw / s_w), o, s_h * s_w * c)` kernel; the phases are then
+    interleaved (depth to space) and the padding cropped. XLA's CPU backend computes the
+    usual form, the gradient spread `s` apart, as one product and a single-threaded
+    scatter; this way it is one plain convolution (docs/performance.md).
+    """
+    kh, kw, c, o = kernel.shape
+    (sh, sw), n = geom.stride, grad.shape[0]
+    mh, mw = -(-kh // sh), -(-kw // sw)
+    taps = jnp.pad(kernel, ((0, sh * mh - kh), (0, sw * mw - kw), (0, 0), (0, 0)))
+    # [m, a, m', b, c, o] -> [t, t', o, (a, b, c)], t = mh - 1 - m: phase (a, b)'s taps, flipped.
+    taps = jnp.flip(taps.reshape(mh, sh, mw, sw, c, o), (0, 2))
+    taps = taps.transpose(0, 2, 5, 1, 3, 4).reshape(mh, mw, o, sh * sw * c)
+    (top, bottom), (left, right) = geom.padding
+    (h, w), (oh, ow) = in_hw, grad.shape[1:3]
+    ph, pw = -(-(h + top + bottom) // sh), -(-(w + left + right) // sw)  # pixels per phase
+    phases = nhwc_conv(grad, taps, padding=[(mh - 1, ph - oh), (mw - 1, pw - ow)])
+    padded = phases.reshape(n, ph, pw, sh, sw, c).transpose(0, 1, 3, 2, 4, 5)
+    return padded.reshape(n, ph * sh, pw * sw, c)[:, top : top + h, left : left + w]
+
+
+def pointwise_conv(x: jax.Array, kernel: jax.Array, geom: Geometry) -> jax.Array:
+    """A 1x1 conv (one group) as what it is: the pixels it reads, `stride` apart in the
+    padded image, times the kernel as a `(c, o)` matrix; NHWC in, NHWC out, autodiff's
+    gradients (a product, and the pixels put back in place)."""
+    (top, bottom), (left, right) = geom.padding
+    if top or bottom or left or right:
+        x = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    (oh, ow), (sh, sw) = geom.out_hw, geom.stride
+    read = x[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
+    return read @ kernel.reshape(kernel.shape[2:])
 
 
 def tap_sum(x: jax.Array, kernel: jax.Array, geom: Geometry, groups: int) -> jax.Array:

@@ -45,6 +45,45 @@ def test_kernel_by_channels_and_backend(group_in, groups, backend, kernel):
     assert choose_kernel(*layer(group_in, groups), groups, backend) == kernel
 
 
+@pytest.mark.parametrize("group_in", [1, 32])
+def test_a_strided_1x1_conv_of_one_group_is_a_slice_and_a_product(group_in):
+    x_shape, kernel_shape = (2, 8, 8, group_in), (1, 1, group_in, 4)
+    strided = window_geometry((8, 8), 1, 2, 0)
+    assert choose_kernel(x_shape, kernel_shape, strided, 1, "cpu") == "pointwise"
+    assert choose_kernel(x_shape, kernel_shape, strided, 1, "gpu") == "lax"
+    assert choose_kernel(x_shape, kernel_shape, window_geometry((8, 8), 1, 1, 0), 1, "cpu") != (
+        "pointwise"
+    )
+
+
+@pytest.mark.parametrize("stride, padding", [(2, 0), ((3, 2), ((1, 0), (2, 1))), (2, "SAME")])
+def test_pointwise_conv_and_its_gradients_match_numpy(stride, padding):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 7, 8, 5)).astype(np.float32)
+    params = {
+        "kernel": rng.standard_normal((1, 1, 5, 3)).astype(np.float32),
+        "bias": rng.standard_normal(3).astype(np.float32),
+    }
+    geom = window_geometry((7, 8), 1, stride, padding)
+    (top, bottom), (left, right) = geom.padding
+    (sh, sw), (oh, ow) = geom.stride, geom.out_hw
+    padded = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    read = padded[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw]
+    expected = np.einsum("nhwc,co->nhwo", read, params["kernel"][0, 0]) + params["bias"]
+    auto = functools.partial(jaxcnn.conv2d_auto, stride=stride, padding=padding, backend="cpu")
+    np.testing.assert_allclose(jax.jit(auto)(params, x), expected, rtol=1e-5, atol=1e-5)
+    # d/dx of sum(y * g): each read pixel gets kernel @ g, the others nothing.
+    g = rng.standard_normal(expected.shape).astype(np.float32)
+    dx_padded = np.zeros_like(padded)
+    dx_padded[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw] = g @ params["kernel"][0, 0].T
+    dx = dx_padded[:, top : top + 7, left : left + 8]
+    dparams, dx_auto = jax.grad(lambda p, x: jnp.sum(auto(p, x) * g), (0, 1))(params, x)
+    np.testing.assert_allclose(dx_auto, dx, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        dparams["kernel"][0, 0], np.einsum("nhwc,nhwo->co", read, g), rtol=1e-4, atol=1e-4
+    )
+
+
 def test_default_backend_is_jaxs():
     expected = "tap_sum" if jax.default_backend() == "cpu" else "lax"
     assert choose_kernel(*layer(1)) == expected

@@ -79,6 +79,39 @@ def test_lecture_stride(conv, stride, expected):
 PADDING_FORMS = st.sampled_from(["int", "pair", "pairs", "SAME", "VALID"])
 
 
+@cpu_only
+@pytest.mark.parametrize(
+    "kernel, stride, padding",
+    [
+        ((3, 3), 2, 1),  # a ResNet stage's first conv
+        ((1, 1), 2, 0),  # its shortcut
+        ((5, 4), (3, 2), ((2, 0), (1, 2))),
+        ((2, 3), (1, 2), "SAME"),
+    ],
+)
+def test_strided_input_gradient_runs_as_one_stride_1_conv(kernel, stride, padding):
+    # Above BANDED_MAX_CHANNELS, conv2d_auto's input gradient of a strided conv is computed
+    # by phases (cpu_kernels.strided_input_grad): autodiff's through conv2d is the reference.
+    channels = jaxcnn.auto.BANDED_MAX_CHANNELS + 1
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 9, 8, channels)).astype(np.float32)
+    params = {"kernel": rng.standard_normal((*kernel, channels, 5)).astype(np.float32)}
+    options = dict(stride=stride, padding=padding)
+    assert_trees_close(
+        conv_grads(jaxcnn.conv2d, params, x, options, 1),
+        conv_grads(jaxcnn.conv2d_auto, params, x, options, 1),
+    )
+    dx = jax.grad(lambda x: jaxcnn.conv2d_auto(params, x, **options).sum())
+    convs = [
+        eqn.params
+        for eqn in jax.make_jaxpr(dx)(x).eqns
+        if eqn.primitive.name == "conv_general_dilated"
+    ]
+    assert convs and all(
+        c["lhs_dilation"] == (1, 1) and c["window_strides"] == (1, 1) for c in convs[1:]
+    )
+
+
 @st.composite
 def conv_cases(draw):
     groups = draw(st.sampled_from([1, 1, 2, 3]))
