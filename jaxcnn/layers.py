@@ -50,7 +50,7 @@ from jaxcnn.conv_layers import (
 )
 from jaxcnn.dropout import check_rate
 from jaxcnn.dropout import dropout as dropout_fn
-from jaxcnn.geometry import Geometry, IntPair, Padding, window_geometry
+from jaxcnn.geometry import Geometry, IntPair, Padding
 from jaxcnn.network import Layer, Node, Shape, freeze_options, size, walk
 from jaxcnn.norm import batch_norm as batch_norm_fn
 from jaxcnn.norm import init_batch_norm
@@ -197,8 +197,7 @@ class PoolLayer(Layer):
 
     def geometry(self, in_shape: Shape) -> Geometry:
         """The pool's window over NHWC `in_shape`."""
-        stride = self.window if self.stride is None else self.stride
-        return window_geometry(in_shape[1:3], self.window, stride, self.padding)
+        return pool_lib.pool_geometry(in_shape[1:3], self.window, self.stride, self.padding)
 
     def flops(self, in_shape, out_shape):
         return size(in_shape)  # each input pixel read once into a window

@@ -16,19 +16,30 @@ from jaxcnn.geometry import Geometry, IntPair, Padding, as_image_batch, int_pair
 from jaxcnn.parallel import reshape_examples
 
 
-def _pool_geometry(
-    x: jax.Array, window: IntPair, stride: IntPair | None, padding: Padding
-) -> tuple[jax.Array, bool, Geometry]:
-    x, unbatched = as_image_batch(x)
-    geom = window_geometry(x.shape[1:3], window, window if stride is None else stride, padding)
+def pool_geometry(
+    in_hw: tuple[int, int], window: IntPair, stride: IntPair | None, padding: Padding
+) -> Geometry:
+    """A pool's window over an image of `in_hw` pixels; `stride` None is the window.
+
+    Raises:
+      ValueError: if the padding on a side reaches the window's size (such a window could
+        hold padding alone, which has no max or mean), or as `window_geometry`.
+    """
+    geom = window_geometry(in_hw, window, window if stride is None else stride, padding)
     for k, pads in zip(geom.window, geom.padding):
         if max(pads) >= k:
-            # Such a window could hold padding alone, which has no max or mean.
             raise ValueError(
                 f"`padding` {padding!r} must be smaller than `window` {geom.window} "
                 f"on each side, got {geom.padding}"
             )
-    return x, unbatched, geom
+    return geom
+
+
+def _pool_geometry(
+    x: jax.Array, window: IntPair, stride: IntPair | None, padding: Padding
+) -> tuple[jax.Array, bool, Geometry]:
+    x, unbatched = as_image_batch(x)
+    return x, unbatched, pool_geometry(x.shape[1:3], window, stride, padding)
 
 
 def _reduce(x: jax.Array, init: float, op, geom: Geometry) -> jax.Array:
