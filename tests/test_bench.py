@@ -11,8 +11,20 @@ import reference
 import synthetic
 from backends import cpu_only
 
+from configs import lenet, resnet
 from jaxcnn import xla
-from jaxcnn.bench import cli, conv, finetune, machine, peers, runs, summary, timing, training
+from jaxcnn.bench import (
+    cli,
+    conv,
+    finetune,
+    machine,
+    peers,
+    runs,
+    summary,
+    timing,
+    torch_run,
+    training,
+)
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
@@ -374,3 +386,50 @@ def test_the_finetune_table_shows_each_run_and_where_it_was_measured():
     assert "| from scratch | 89.12% |" in table and "| fine-tuned | 90.12% |" in table
     assert "(12 epochs, 93.84% on their test images)" in table
     assert f"commit {report['commit']}" in table
+
+
+def test_torch_twin_draws_jaxcnns_shifts_and_flips_per_example():
+    torch = pytest.importorskip("torch")
+
+    x = np.random.default_rng(0).standard_normal((64, 3, 6, 5)).astype(np.float32)
+    drawn = torch_run.augment(torch.from_numpy(x), "crop:2,flip", torch.Generator().manual_seed(0))
+    padded = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)))  # zero: the mean, as jaxcnn pads
+    found = []
+    for i, image in enumerate(drawn.numpy()):
+        shifts = [(t, left) for t in range(5) for left in range(5)]
+        crops = {(t, left): padded[i, :, t : t + 6, left : left + 5] for t, left in shifts}
+        match = [
+            (shift, flip)
+            for shift, crop in crops.items()
+            for flip in (False, True)
+            if np.array_equal(image, crop[..., ::-1] if flip else crop)
+        ]
+        assert match, f"example {i} is no shift of its image, flipped or not"
+        found.append(match[0])
+    assert 16 < sum(flip for _, flip in found) < 48  # about half flipped
+    assert len({shift for shift, _ in found}) > 10  # each example its own shift
+
+
+def test_torch_twin_trains_with_the_configs_recipe_or_refuses(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    words = torch_run.recipe(resnet.get_config())
+    assert words == (
+        "the config's recipe: adamw 0.004 onecycle, batch 128, augment 'shift_flip', smoothing 0.1"
+    )
+    assert "adamw (for schedule_free_adamw)" in torch_run.recipe(lenet.get_config())
+    cutout = lenet.get_config()
+    cutout.augment = "flip,cutout:4"
+    with pytest.raises(ValueError, match=r"does not train with augment \['cutout'\]"):
+        torch_run.recipe(cutout)
+
+    config = tiny_config(tmp_path)
+    out = tmp_path / "out"
+    monkeypatch.chdir(CONFIGS.parent)
+    args = ["runs", "--configs", str(config), "--set", "num_epochs=2", "--torch", "--out", str(out)]
+    cli.main(args)
+    report = json.loads((out / "runs.json").read_text())
+    assert {"commit", "jax", "jaxlib", "torch", "date", "device"} <= set(report)
+    jaxcnn_row, torch_row = report["rows"]
+    assert torch_row["epochs"] == jaxcnn_row["epochs"] == 2
+    assert torch_row["overrides"] == [torch_run.recipe(lenet.get_config())]
+    assert 0.9 < torch_row["test_accuracy"] <= 1  # the synthetic classes are easy

@@ -95,11 +95,9 @@ def parser() -> argparse.ArgumentParser:
     runs.add_argument("--target", type=float, default=0.9, help="test accuracy to time")
     runs.add_argument(
         "--torch",
-        type=int,
-        default=0,
-        metavar="EPOCHS",
-        help="also run each config's model in PyTorch eager for EPOCHS epochs (Adam 2e-3, "
-        "batch 256), as a whole process",
+        action="store_true",
+        help="also train each config's model in PyTorch eager with the config's own recipe "
+        "(and --set), as a whole process",
     )
     runs.add_argument(
         "--torch-compile", action="store_true", help="and with torch.compile (with --torch)"
@@ -154,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
             report = runs.bench_runs(
                 args.configs,
                 args.out,
-                [f"--config.{s}" for s in args.set],
+                args.set,
                 args.target,
                 args.torch,
                 args.torch_compile,

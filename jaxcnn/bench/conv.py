@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 import jaxcnn
 from jaxcnn import xla
-from jaxcnn.bench.machine import device_name
+from jaxcnn.bench.machine import made_with, provenance
 from jaxcnn.bench.peers import torch_conv
 from jaxcnn.bench.timing import compile_timed, sgemm_gflops, time_calls
 
@@ -158,7 +158,7 @@ def bench_conv(quick: bool, out: Path, repeats: int, with_torch: bool = False) -
                 row["sgemm_fraction"] = row["gflops"] / row["sgemm_gflops"]
             results.extend(rows)
     report = {
-        "device": device_name(),
+        **provenance(),
         "sgemm_gflops": statistics.median(gemms),  # each row has its case's own
         "mode": "quick" if quick else "full",
         "results": results,
@@ -172,7 +172,7 @@ def bench_conv(quick: bool, out: Path, repeats: int, with_torch: bool = False) -
 
 def conv_table(report: dict) -> str:
     lines = [
-        f"Device: {report['device']}; sgemm {_gemm_range(report)} GFLOP/s, measured before and "
+        f"Device: {report['device']}{made_with(report)}; sgemm {_gemm_range(report)} GFLOP/s, measured before and "
         "after each case in the same run (each row's fraction is of the higher of its case's two)",
         "",
         "| batch x size, cin->cout, k | impl | median ms | compile ms | GFLOP/s | of sgemm | vs naive |",

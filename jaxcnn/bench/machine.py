@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 import jax
@@ -39,7 +40,8 @@ def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
 
 def provenance() -> dict:
     """What a results file records of how it was made: the device, the commit (with `+` if
-    the work tree had changes), the versions of jax and jaxlib, and the UTC date."""
+    the work tree had changes), the versions of jax and jaxlib (and of PyTorch, where this
+    process imported it to run a peer), and the UTC date."""
 
     def git(*args: str) -> str:
         done = subprocess.run(
@@ -50,10 +52,20 @@ def provenance() -> dict:
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
     if git("status", "--porcelain", "--untracked-files=no"):
         commit += "+"
-    return {
+    made = {
         "device": device_name(),
         "commit": commit,
         "jax": jax.__version__,
         "jaxlib": jaxlib.__version__,
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d"),
     }
+    if (torch := sys.modules.get("torch")) is not None:  # a peer ran: its version too
+        made["torch"] = torch.__version__
+    return made
+
+
+def made_with(report: dict) -> str:
+    """A results file's provenance in words, e.g. ` (commit ebaa523, jax 0.10.2, date
+    2026-12-03)`, or '' for a file written before results recorded it."""
+    made = [f"{key} {report[key]}" for key in ("commit", "jax", "torch", "date") if key in report]
+    return f" ({', '.join(made)})" if made else ""

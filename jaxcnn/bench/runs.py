@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from jaxcnn.bench.machine import device_name
+from jaxcnn.bench.machine import made_with, provenance
 from jaxcnn.metrics import METRICS_FILE, read_metrics
 
 TRAIN_SCRIPT = Path("train.py")  # the repository's, run from its root
@@ -71,14 +71,15 @@ def run_config(
     }
 
 
-# PyTorch's peer of a config's run: its modern LeNet-5 recipe, Adam 2e-3 at batch 256.
-TORCH_RECIPE = ("--optimizer", "adam", "--learning-rate", "2e-3", "--batch-size", "256")
-
-
-def run_torch(config: str, workdir: Path, epochs: int, target: float, compile: bool) -> dict:
-    """The PyTorch twin of `config`'s model trained by `jaxcnn.bench.torch_run` in a process."""
+def run_torch(
+    config: str, workdir: Path, settings: Sequence[str], target: float, compile: bool
+) -> dict:
+    """The PyTorch twin of `config`'s model trained with the config's recipe (and
+    `settings`, `KEY=VALUE` each) by `jaxcnn.bench.torch_run` in a process of its own."""
     out = workdir / "torch.jsonl"
-    flags = ["--config", config, "--epochs", str(epochs), "--out", str(out), *TORCH_RECIPE]
+    flags = ["--config", config, "--out", str(out)]
+    for setting in settings:
+        flags += ["--set", setting]
     result = subprocess.run(
         [
             sys.executable,
@@ -91,15 +92,16 @@ def run_torch(config: str, workdir: Path, epochs: int, target: float, compile: b
         text=True,
     )
     if result.returncode != 0:
-        last = (result.stderr.strip().splitlines() or ["(nothing printed)"])[-1]
-        raise RuntimeError(f"{config}: the PyTorch run exited {result.returncode}: {last}")
+        raise RuntimeError(
+            f"{config}: the PyTorch run exited {result.returncode}: {last_error(result.stderr)}"
+        )
     rows = read_metrics(out)
     reached = [r for r in rows if r["test_accuracy"] >= target]
     import torch
 
     return {
         "config": f"torch {torch.__version__} {'compile' if compile else 'eager'}",
-        "overrides": [" ".join(TORCH_RECIPE)],
+        "overrides": [rows[0]["recipe"]],
         "epochs": rows[-1]["epoch"],
         "test_accuracy": rows[-1]["test_accuracy"],
         "wall_s": rows[-1]["elapsed_s"],
@@ -112,23 +114,25 @@ def run_torch(config: str, workdir: Path, epochs: int, target: float, compile: b
 def bench_runs(
     configs: Sequence[str],
     out: Path,
-    overrides: Sequence[str] = (),
+    settings: Sequence[str] = (),
     target: float = 0.9,
-    torch_epochs: int = 0,
+    torch: bool = False,
     torch_compile: bool = False,
 ) -> dict:
-    """One whole run of each config, one after another, and with `torch_epochs`, the PyTorch
-    twin's after each (and `torch.compile`'s, with `torch_compile`); writes `runs.json`
-    and `runs.md`."""
+    """One whole run of each config (`settings`, `KEY=VALUE` each, applied), one after
+    another, and with `torch`, the PyTorch twin's after each, trained with the same config
+    (and `torch.compile`'s, with `torch_compile`); writes `runs.json` and `runs.md`, which
+    record the commit, versions, device and date (`machine.provenance`)."""
+    overrides = [f"--config.{s}" for s in settings]
     rows = []
     for config in configs:
         with tempfile.TemporaryDirectory() as workdir:
             rows.append(run_config(config, Path(workdir), overrides, target))
-            if torch_epochs:
-                rows.append(run_torch(config, Path(workdir), torch_epochs, target, False))
-            if torch_epochs and torch_compile:
-                rows.append(run_torch(config, Path(workdir), torch_epochs, target, True))
-    report = {"device": device_name(), "rows": rows}
+            if torch:
+                rows.append(run_torch(config, Path(workdir), settings, target, False))
+            if torch and torch_compile:
+                rows.append(run_torch(config, Path(workdir), settings, target, True))
+    report = {**provenance(), "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / "runs.json").write_text(json.dumps(report, indent=2))
     (out / "runs.md").write_text(runs_table(report))
@@ -137,7 +141,7 @@ def bench_runs(
 
 def runs_table(report: dict) -> str:
     lines = [
-        f"Device: {report['device']}",
+        f"Device: {report['device']}{made_with(report)}",
         "",
         "| config | epochs | test accuracy | whole run s | to target s | median epoch img/s |",
         "|---|---:|---:|---:|---:|---:|",

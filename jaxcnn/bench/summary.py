@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from jaxcnn.bench import machine
 from jaxcnn.bench.training import SEEDS_RESULT, seeds_ratio
 
 BEGIN = "<!-- results: made by `python -m jaxcnn.bench summary` from benchmarks/results -->"
@@ -31,9 +32,14 @@ def results_table(results: Path) -> str:
     for r in runs["rows"] + only_timed:
         reached = r.get("time_to_target_s")
         jax_rate, peers = speeds.get(r["config"], (None, {}))
-        # A PyTorch run follows its config's: the twin of that model, for its own epochs.
+        # A PyTorch run follows its config's: the twin of that model, with the recipe it used.
         twin = r["config"].startswith("torch")
-        name = f"↳ its twin, {r['config']}, {r['epochs']} epochs" if twin else f"`{r['config']}`"
+        recipe = " ".join(r.get("overrides", []))
+        name = (
+            f"↳ its twin, {r['config']}, {r['epochs']} epochs, {recipe}"
+            if twin
+            else f"`{r['config']}`"
+        )
         lines.append(
             f"| {name} | {_figure(r.get('test_accuracy'), '{:.2%}')} "
             f"| {_figure(r.get('startup_s'), '{:.1f} s')} | {_figure(r.get('wall_s'), '{:.1f} s')} "
@@ -43,7 +49,7 @@ def results_table(results: Path) -> str:
         )
     lines += [
         "",
-        f"{runs['device']}. Whole runs from process start to exit, with the config's own "
+        f"{runs['device']}{machine.made_with(runs)}. Whole runs from process start to exit, with the config's own "
         f"epochs and batch; start-up is the time from process start to the first training "
         f"step ([runs.md](benchmarks/results/runs.md)). Training img/s side by side "
         f"with each peer's, ratio jaxcnn / peer in brackets, turn by turn in one run "

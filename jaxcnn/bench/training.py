@@ -26,7 +26,7 @@ from tqdm import tqdm
 from jaxcnn import data
 from jaxcnn import trainer as trainer_lib
 from jaxcnn.bench.flax_peer import flax_trainee
-from jaxcnn.bench.machine import device_name
+from jaxcnn.bench.machine import made_with, provenance
 from jaxcnn.bench.peers import torch_trainee
 from jaxcnn.bench.timing import Trainee, paired_speedup, time_in_turns
 from jaxcnn.config import full_batches
@@ -84,7 +84,7 @@ def bench_training(
         for i in range(len(trainees), len(config_rows)):  # each peer against jaxcnn's first
             config_rows[i]["jax_speedup"] = paired_speedup(turn_s[0], turn_s[i])
         rows.extend(config_rows)
-    report = {"device": device_name(), "overrides": list(overrides), "rows": rows}
+    report = {**provenance(), "overrides": list(overrides), "rows": rows}
     name = SEEDS_RESULT if seeds else RESULT
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{name}.json").write_text(json.dumps(report, indent=2))
@@ -96,7 +96,7 @@ def training_table(report: dict) -> str:
     """A `bench train` report as a Markdown table."""
     overrides = report["overrides"]
     lines = [
-        f"Device: {report['device']}",
+        f"Device: {report['device']}{made_with(report)}",
         *([f"Overrides: {', '.join(overrides)}"] if overrides else []),
         "",
         "| framework | config | devices | seeds | steps/call | batch | img/s | step ms | compile s | epoch s | jaxcnn / this |",
