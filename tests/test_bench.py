@@ -310,8 +310,9 @@ def test_summary_puts_each_peer_beside_its_config(tmp_path):
         return {"framework": framework, "config": config, "images_per_s": rate, **more}
 
     train = [
-        row("jax", "a.py", 2000.0),
-        row("torch 2 eager", "same model", 1000.0, jax_speedup=2.0),
+        row("jax", "a.py", 2000.0, turn_step_s=[1.0, 2.0, 1.0]),
+        # Its turns: 2.5, 1.5 and 2.0 times jaxcnn's; the median is the row's own.
+        row("torch 2 eager", "same model", 1000.0, jax_speedup=2.0, turn_step_s=[2.5, 3.0, 2.0]),
         row("torch 2 compile", "same model", 500.0, jax_speedup=4.0),
         row("flax 0.1 linen", "same model", 400.0, jax_speedup=5.0),
         row("jax", "b.py", 300.0),  # timed here only, no peers
@@ -319,7 +320,10 @@ def test_summary_puts_each_peer_beside_its_config(tmp_path):
     (tmp_path / "train.json").write_text(json.dumps({"rows": train}))
     (tmp_path / "runs.json").write_text(json.dumps({"device": "cpu", "rows": []}))
     table = summary.results_table(tmp_path)
-    assert "| `a.py` | - | - | - | - | 2,000 | 1,000 (2.00x) | 500 (4.00x) | 400 (5.00x) |" in table
+    assert (
+        "| `a.py` | - | - | - | - | 2,000 | 1,000 (2.00x, 1.50-2.50) | 500 (4.00x) | 400 (5.00x) |"
+        in table
+    )
     assert "| `b.py` | - | - | - | - | 300 | - | - | - |" in table
 
 

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from jaxcnn.bench import machine
+from jaxcnn.bench.timing import turn_ratios
 from jaxcnn.bench.training import SEEDS_RESULT, seeds_ratio
 
 BEGIN = "<!-- results: made by `python -m jaxcnn.bench summary` from benchmarks/results -->"
@@ -52,7 +53,8 @@ def results_table(results: Path) -> str:
         f"{runs['device']}{machine.made_with(runs)}. Whole runs from process start to exit, with the config's own "
         f"epochs and batch; start-up is the time from process start to the first training "
         f"step ([runs.md](benchmarks/results/runs.md)). Training img/s side by side "
-        f"with each peer's, ratio jaxcnn / peer in brackets, turn by turn in one run "
+        f"with each peer's, turn by turn in one run; in brackets jaxcnn / peer, the median "
+        f"of the turns' ratios and their lowest-highest "
         f"([train.md](benchmarks/results/train.md)).",
     ]
     seeds = results / f"{SEEDS_RESULT}.json"
@@ -78,8 +80,9 @@ def results_table(results: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-# A peer's kind, the last word of its framework ("eager", "compile", "linen") -> (img/s, jaxcnn / it)
-Peers = dict[str, tuple[float, float]]
+# A peer's kind, the last word of its framework ("eager", "compile", "linen") -> (img/s,
+# jaxcnn / it: the median of the turns' ratios, the lowest and the highest)
+Peers = dict[str, tuple[float, float, float, float]]
 
 
 def training_speeds(path: Path) -> dict[str, tuple[float, Peers]]:
@@ -90,15 +93,23 @@ def training_speeds(path: Path) -> dict[str, tuple[float, Peers]]:
     if not path.is_file():
         return {}
     speeds: dict[str, tuple[float, Peers]] = {}
-    last = None
+    last = ours = None
     for row in json.loads(path.read_text())["rows"]:
         if row["framework"] == "jax":
             if row["config"] not in speeds:
                 speeds[row["config"]] = (row["images_per_s"], {})
+                ours = row.get("turn_step_s")
             last = row["config"]
         elif last is not None and "jax_speedup" in row:
             kind = row["framework"].rsplit(" ", 1)[-1]
-            speeds[last][1][kind] = (row["images_per_s"], row["jax_speedup"])
+            theirs = row.get("turn_step_s")
+            ratios = turn_ratios(ours, theirs) if ours and theirs else [row["jax_speedup"]]
+            speeds[last][1][kind] = (
+                row["images_per_s"],
+                row["jax_speedup"],
+                min(ratios),
+                max(ratios),
+            )
     return speeds
 
 
@@ -106,8 +117,14 @@ def _figure(value: float | None, form: str) -> str:
     return form.format(value) if value is not None else "-"
 
 
-def _peer(peer: tuple[float, float] | None) -> str:
-    return f"{peer[0]:,.0f} ({peer[1]:.2f}x)" if peer else "-"
+def _peer(peer: tuple[float, float, float, float] | None) -> str:
+    """A peer's img/s and jaxcnn's speed-up over it: the median of the turns' ratios and,
+    where they differ, their spread."""
+    if not peer:
+        return "-"
+    rate, median, low, high = peer
+    spread = f", {low:.2f}-{high:.2f}" if high - low >= 0.005 else ""
+    return f"{rate:,.0f} ({median:.2f}x{spread})"
 
 
 def write_readme(readme: Path, results: Path) -> bool:

@@ -99,15 +99,24 @@ def time_in_turns(
     return times
 
 
+def turn_ratios(ours: Sequence[float], theirs: Sequence[float]) -> list[float]:
+    """How many times faster `ours` ran than `theirs` in each turn: `theirs[i] / ours[i]`,
+    seconds per step in turn `i` (`time_in_turns`).
+
+    Raises:
+      ValueError: unless both have one time per turn.
+    """
+    if len(ours) != len(theirs) or not ours:
+        raise ValueError(f"need one time per turn for both runs, got {len(ours)} and {len(theirs)}")
+    return [b / a for a, b in zip(ours, theirs)]
+
+
 def paired_speedup(ours: Sequence[float], theirs: Sequence[float]) -> float:
-    """How many times faster `ours` ran than `theirs`: the median over turns of
-    `theirs[i] / ours[i]`, seconds per step in turn `i` (`time_in_turns`).
+    """How many times faster `ours` ran than `theirs`: the median of `turn_ratios`.
 
     Each turn's ratio compares runs timed side by side, so a rise in the
     machine's load that lasts a turn or two moves both of its figures and
     leaves the ratio alone; the ratio of the two runs' median step times
     would take each median from whichever turns fell in the middle.
     """
-    if len(ours) != len(theirs) or not ours:
-        raise ValueError(f"need one time per turn for both runs, got {len(ours)} and {len(theirs)}")
-    return statistics.median(b / a for a, b in zip(ours, theirs))
+    return statistics.median(turn_ratios(ours, theirs))
