@@ -7,6 +7,8 @@ rules as convolution (`jaxcnn.geometry`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,7 +19,7 @@ from jaxcnn.parallel import reshape_examples
 
 
 def pool_geometry(
-    in_hw: tuple[int, int], window: IntPair, stride: IntPair | None, padding: Padding
+    in_hw: Sequence[int], window: IntPair, stride: IntPair | None, padding: Padding
 ) -> Geometry:
     """A pool's window over an image of `in_hw` pixels; `stride` None is the window.
 
