@@ -147,10 +147,16 @@ def _flip(key: jax.Array, image: jax.Array, size: int) -> jax.Array:
     return jnp.where(jax.random.bernoulli(key), image[:, ::-1], image)
 
 
+def crop_padding(size: int, height: int) -> int:
+    """How far `crop:size` shifts an image of `height` rows at most: `size`, or by default
+    an eighth of the height (at least 1)."""
+    return size or max(1, round(height / 8))
+
+
 def _cropper(mode: str) -> Callable[[jax.Array, jax.Array, int], jax.Array]:
     def crop(key: jax.Array, image: jax.Array, size: int) -> jax.Array:
         h, w, c = image.shape
-        pad = size or max(1, round(h / 8))
+        pad = crop_padding(size, h)
         padded = jnp.pad(image, ((pad, pad), (pad, pad), (0, 0)), mode=mode)
         top, left = jax.random.randint(key, (2,), 0, 2 * pad + 1)
         return jax.lax.dynamic_slice(padded, (top, left, 0), (h, w, c))

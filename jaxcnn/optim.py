@@ -73,6 +73,14 @@ def eval_params(config: ml_collections.ConfigDict, params: Any, opt_state: Any) 
     return params
 
 
+def learning_rates(config: ml_collections.ConfigDict, steps_per_epoch: int) -> optax.Schedule:
+    """`config.schedule` at peak `config.learning_rate`, over `num_epochs * steps_per_epoch`
+    steps with `warmup_epochs` of warm-up: the learning rate of each step."""
+    total = config.num_epochs * steps_per_epoch
+    warmup = int(config.warmup_epochs * steps_per_epoch)
+    return SCHEDULES[config.schedule](config.learning_rate, total, warmup)
+
+
 def build_optimizer(
     config: ml_collections.ConfigDict, steps_per_epoch: int
 ) -> optax.GradientTransformation:
@@ -81,10 +89,7 @@ def build_optimizer(
     The names are checked by `jaxcnn.config.check`; here they must be keys of
     `OPTIMIZERS` and `SCHEDULES`.
     """
-    total = config.num_epochs * steps_per_epoch
-    warmup = int(config.warmup_epochs * steps_per_epoch)
-    schedule = SCHEDULES[config.schedule](config.learning_rate, total, warmup)
-    optimizer = OPTIMIZERS[config.optimizer](schedule, config)
+    optimizer = OPTIMIZERS[config.optimizer](learning_rates(config, steps_per_epoch), config)
     if config.get("ema_decay"):
         optimizer = optax.chain(optimizer, params_ema(config.ema_decay))
     return optimizer

@@ -28,7 +28,6 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from jaxcnn import config as config_lib
 from jaxcnn import data
 from jaxcnn.errors import ConfigError, JaxcnnError, WorkdirError
 from jaxcnn.layers import Concat, ConvLayer, Layer, PoolLayer, Residual, Sequential
@@ -183,7 +182,7 @@ def show(workdir: Path, out: Path, images: list[int], checkpoint: str = "best") 
     if not workdir.is_dir():
         raise WorkdirError(f"--workdir {workdir}: no such folder")
     predictor = Predictor.load(workdir, checkpoint)
-    config = config_lib.saved(workdir)
+    config = predictor.trainer.config  # as config.json has it (`config.saved`)
     _, test, info = data.load(config)
     for n in images:
         if not 0 <= n < len(test.labels):

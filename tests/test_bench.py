@@ -425,6 +425,10 @@ def test_torch_twin_trains_with_the_configs_recipe_or_refuses(tmp_path, monkeypa
     cutout.augment = "flip,cutout:4"
     with pytest.raises(ValueError, match=r"does not train with augment \['cutout'\]"):
         torch_run.recipe(cutout)
+    held_out = resnet.get_config()
+    held_out.validation_fraction = 0.1
+    with pytest.raises(ValueError, match="does not train with validation_fraction 0.1"):
+        torch_run.recipe(held_out)
 
     config = tiny_config(tmp_path)
     out = tmp_path / "out"

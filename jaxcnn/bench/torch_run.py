@@ -9,8 +9,8 @@ weight decay and momentum, learning-rate schedule (optax's, step by step),
 augmentation (flips and crops, drawn per example), label smoothing and
 test-time flips. What PyTorch lacks is named in the first JSON line's
 `recipe` and refused where it would change the result: schedule-free AdamW
-runs as AdamW over the config's schedule; mixing, cutout and `ema_decay` are
-refused. It evaluates after every epoch and writes one JSON line per epoch
+runs as AdamW over the config's schedule; mixing, cutout, `ema_decay` and a
+`validation_fraction` are refused. It evaluates after every epoch and writes one JSON line per epoch
 with `test_accuracy` and `elapsed_s`, the seconds since the process started
 (less the time spent importing JAX and building the model through jaxcnn,
 which a PyTorch script would not spend; loading the prepared arrays counts),
@@ -41,9 +41,18 @@ def recipe(config) -> str:
     from jaxcnn.augment import parse
 
     missing = [name for name, _ in parse(config.augment) if name not in TORCH_AUGMENT]
-    if missing or config.ema_decay:
-        what = f"augment {missing}" if missing else f"ema_decay {config.ema_decay}"
-        raise ValueError(f"the PyTorch twin does not train with {what}")
+    unfollowed = [
+        *([f"augment {missing}"] if missing else []),
+        *([f"ema_decay {config.ema_decay}"] if config.ema_decay else []),
+        # It would train on the held-out examples too.
+        *(
+            [f"validation_fraction {config.validation_fraction}"]
+            if config.validation_fraction
+            else []
+        ),
+    ]
+    if unfollowed:
+        raise ValueError(f"the PyTorch twin does not train with {unfollowed[0]}")
     optimizer = config.optimizer
     if optimizer == "schedule_free_adamw":  # PyTorch has no schedule-free optimizer
         optimizer = "adamw (for schedule_free_adamw)"
@@ -62,7 +71,7 @@ def augment(x, spec: str, generator):
     import torch
     from torch.nn import functional
 
-    from jaxcnn.augment import parse
+    from jaxcnn.augment import crop_padding, parse
 
     n, _, h, w = x.shape
     for name, size in parse(spec):
@@ -70,7 +79,7 @@ def augment(x, spec: str, generator):
             flip = torch.rand(n, generator=generator) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(3), x)
         else:  # a shift of up to `pad` pixels, the border zero (the mean) or reflected
-            pad = int(size) or max(1, round(h / 8))
+            pad = crop_padding(int(size), h)
             mode = "reflect" if name == "reflect_crop" else "constant"
             padded = functional.pad(x, (pad, pad, pad, pad), mode=mode)
             top, left = torch.randint(0, 2 * pad + 1, (2, n), generator=generator)
@@ -103,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     from jaxcnn import data
     from jaxcnn.bench.peers import torch_model, torch_optimizer
     from jaxcnn.errors import JaxcnnError
-    from jaxcnn.optim import SCHEDULES
+    from jaxcnn.optim import learning_rates
     from jaxcnn.trainer import build_model
 
     try:
@@ -116,12 +125,10 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"torch_run: {e}")
     train, test, info = data.load(config)
     batch, epochs = config.batch_size, config.num_epochs
-    steps_per_epoch = len(train.labels) // batch
+    steps_per_epoch = config_lib.full_batches(config, len(train.labels))
     total = epochs * steps_per_epoch
-    schedule = SCHEDULES[config.schedule](
-        config.learning_rate, total, round(config.warmup_epochs * steps_per_epoch)
-    )
-    rates = np.asarray(jax.vmap(schedule)(jnp.arange(total)), np.float64)
+    rates = learning_rates(config, steps_per_epoch)
+    rates = np.asarray(jax.vmap(rates)(jnp.arange(total)), np.float64)
     net = torch_model(build_model(config, info.num_classes), (1, *info.image_shape))
     net = net.to(memory_format=torch.channels_last)
     borrowed = time.perf_counter() - borrowed
