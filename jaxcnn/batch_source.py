@@ -51,7 +51,7 @@ class BatchSource:
     def calls(self, orders: list[np.ndarray], first_step: int) -> Iterator[tuple[int, Any]]:
         """`(first step, batches)` for each call of the epoch from `first_step`; `train` runs
         one. Streamed, this process's share of each call is read ahead."""
-        order = orders[0] if self.trainer.seeds == 1 else np.stack(orders)
+        order = self.trainer.stack_seeds(orders)
         steps = range(first_step, self.steps_per_epoch, self.chunk)
         if not self.streams:
             for first in steps:

@@ -78,8 +78,14 @@ def defaults() -> ml_collections.ConfigDict:
     # Score and predict with the mean of the logits of each image and of its mirror image
     # (test-time augmentation: for data where flipping keeps the class, as `augment`'s flip).
     config.test_time_flip = False
+    # And of each image shifted this many pixels down-right and up-left (0: off; training's
+    # crops shift images as much).
+    config.test_time_shift = 0
     config.batch_size = 256  # global, split over the devices; an epoch drops the last partial one
     config.eval_batch_size = 1000  # global; evaluation sees every test example
+    # Score the test split after every this many epochs, and after the last (0: the last only);
+    # a validation split is scored after every epoch (early stopping goes by it).
+    config.eval_every_epochs = 1
     config.num_epochs = 10  # also the length of the learning-rate schedule
     config.steps_per_call = 12  # steps per jitted call, scanned; rounded down to divide an epoch
     config.compute_dtype = "float32"  # or bfloat16, float16; parameters stay float32
@@ -153,9 +159,11 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "weight_decay": _number(lambda v: v >= 0, "a number >= 0"),
     "ema_decay": _number(lambda v: 0 <= v < 1, "a number in [0, 1) (0: off)"),
     "test_time_flip": ((lambda v: isinstance(v, bool)), "True or False"),
+    "test_time_shift": _positive_int(0),
     "label_smoothing": _number(lambda v: 0 <= v < 1, "a number in [0, 1)"),
     "batch_size": _positive_int(1),
     "eval_batch_size": _positive_int(1),
+    "eval_every_epochs": (_positive_int(0)[0], "an int >= 0 (0: after the last epoch only)"),
     "num_epochs": _positive_int(0),
     "steps_per_call": _positive_int(1),
     "num_devices": (_positive_int(0)[0], "an int >= 0 (0: all)"),

@@ -105,16 +105,21 @@ def _epochs(rows: list[dict]) -> set[int]:
 
 
 def console_line(line: dict) -> str:
-    """An epoch's metrics line as train.py prints it (validation scores where there are)."""
+    """An epoch's metrics line as train.py prints it (validation and test scores where there
+    are: the test split is scored every `eval_every_epochs`)."""
     val = (
         f"val loss {line['val_loss']:.4f} acc {line['val_accuracy']:.4f}  "
         if "val_loss" in line
         else ""
     )
+    test = (
+        f"test loss {line['test_loss']:.4f} acc {line['test_accuracy']:.4f}  "
+        if "test_loss" in line
+        else ""
+    )
     return (
         f"epoch {line['epoch']:3d}  train loss {line['train_loss']:.4f} acc "
-        f"{line['train_accuracy']:.4f}  {val}test loss {line['test_loss']:.4f} acc "
-        f"{line['test_accuracy']:.4f}  {line['images_per_s']:,.0f} img/s  "
+        f"{line['train_accuracy']:.4f}  {val}{test}{line['images_per_s']:,.0f} img/s  "
         f"{line['elapsed_s']:.1f} s"
     )
 
@@ -128,15 +133,16 @@ def plot_curves(metrics_path: Path, out_path: Path) -> None:
     from matplotlib.figure import Figure
 
     rows = read_metrics(metrics_path)
-    epochs = [r["epoch"] for r in rows]
     fig = Figure(figsize=(10, 4))
     FigureCanvasAgg(fig)
     ax_loss, ax_acc = fig.subplots(1, 2)
     for split, style in (("train", "-o"), ("val", "-^"), ("test", "-s")):
-        if f"{split}_loss" not in rows[-1]:  # no validation split
+        scored = [r for r in rows if f"{split}_loss" in r]  # test: every `eval_every_epochs`
+        if not scored:  # no validation split
             continue
-        ax_loss.plot(epochs, [r[f"{split}_loss"] for r in rows], style, label=split)
-        ax_acc.plot(epochs, [r[f"{split}_accuracy"] for r in rows], style, label=split)
+        epochs = [r["epoch"] for r in scored]
+        ax_loss.plot(epochs, [r[f"{split}_loss"] for r in scored], style, label=split)
+        ax_acc.plot(epochs, [r[f"{split}_accuracy"] for r in scored], style, label=split)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
     for ax in (ax_loss, ax_acc):

@@ -7,7 +7,9 @@ the run's start to its first phase: `train.py` starts the clock at its first
 line, so that the interpreter's imports count, however Python was launched
 (`bash -c "... && python train.py"` execs Python in the shell's process, whose
 creation time is the shell's); a run started from Python starts it at the call.
-`first_step_s` is the time from that start to the first training step's.
+`first_step_s` is the time from that start to the first training step's;
+`programs` counts the programs XLA compiled and those the persistent compile
+cache held (a warm start compiles none).
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from collections.abc import Iterator
 
 import jax
 
-# JAX's events for the work a compilation does; a persistent-cache hit skips the last.
+# JAX's events for the work a compilation does; the last, XLA's, is short for a program
+# the persistent compile cache holds.
 COMPILE_EVENTS = (
     "/jax/core/compile/jaxpr_trace_duration",
     "/jax/core/compile/jaxpr_to_mlir_module_duration",
     "/jax/core/compile/backend_compile_duration",
 )
+BACKEND_COMPILE = COMPILE_EVENTS[-1]  # one per program, compiled or read from the cache
+CACHE_HIT = "/jax/compilation_cache/cache_hits"  # one per program read from the cache
 
 
 class Phases:
@@ -42,15 +47,26 @@ class Phases:
         self.seconds["compile"] = 0.0
         self._claimed: list[list[float]] = []  # per open phase: inner phases' (wall, compile)
         self._compile_seconds = 0.0  # JAX's, while this listens
+        # Programs XLA compiled, and programs read from the persistent compile cache instead.
+        self.programs = {"compiled": 0, "cached": 0}
         jax.monitoring.register_event_duration_secs_listener(self._count_compile)
+        jax.monitoring.register_event_listener(self._count_cached)
 
     def _count_compile(self, event: str, duration_secs: float, **kwargs: str | int) -> None:
         if event in COMPILE_EVENTS:
             self._compile_seconds += duration_secs
+        if event == BACKEND_COMPILE:
+            self.programs["compiled"] += 1
+
+    def _count_cached(self, event: str, **kwargs: str | int) -> None:
+        if event == CACHE_HIT:  # inside a BACKEND_COMPILE event, which counts it as compiled
+            self.programs["cached"] += 1
+            self.programs["compiled"] -= 1
 
     def close(self) -> None:
         """Stops listening to JAX's compile events."""
         jax.monitoring.unregister_event_duration_listener(self._count_compile)
+        jax.monitoring.unregister_event_listener(self._count_cached)
 
     def __enter__(self) -> Phases:
         return self

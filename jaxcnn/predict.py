@@ -84,8 +84,7 @@ class Predictor:
         state, record = restored
         state = TrainState(*state)
         state = state._replace(params=trainer.eval_params(state))
-        if config.num_seeds > 1:  # several seeds trained together: the first one's model
-            state = jax.tree.map(lambda x: x[0], state)
+        state = trainer.first_seed(state)  # of several seeds trained together, the first's model
         return cls(trainer, state, info, int(record["epochs"]))
 
     def _forward(self, params, model_state, images):

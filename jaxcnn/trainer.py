@@ -106,6 +106,21 @@ class Trainer:
 
         self._eval_params = jax.jit(jax.vmap(pick) if self.seeds > 1 else pick)
 
+    def first_seed(self, tree: Any) -> Any:
+        """The first seed's part of `tree` (a state, or a part of one): `tree` itself unless
+        several seeds train together, whose arrays lead with a seeds axis."""
+        return tree if self.seeds == 1 else jax.tree.map(lambda x: x[0], tree)
+
+    def stack_seeds(self, per_seed: list[np.ndarray]) -> np.ndarray:
+        """Each seed's array (one per seed) as the step takes them: stacked on a leading seeds
+        axis, or the one array alone."""
+        return per_seed[0] if self.seeds == 1 else np.stack(per_seed)
+
+    def per_step(self, metric: np.ndarray) -> np.ndarray:
+        """A call's metric as one value per step, or one row of the seeds' values per step
+        (the vmapped step gives `(seeds, steps)`)."""
+        return metric if self.seeds == 1 else metric.T
+
     def eval_params(self, state: TrainState) -> Any:
         """The parameters to evaluate `state` with (`jaxcnn.optim.eval_params`)."""
         return self._eval_params(state.params, state.opt_state)
@@ -162,14 +177,11 @@ class Trainer:
 
     def eval_logits(self, params, model_state, x: jax.Array) -> jax.Array:
         """The float32 logits `(n, classes)` a trained model is scored and used with, for
-        normalised NHWC `x`: batch norm's running statistics, no dropout; with
-        `test_time_flip`, the mean of the logits of `x` and of its mirror image (flipped
-        along the width)."""
-        logits, _ = self.logits(params, model_state, x, training=False)
-        if self.config.test_time_flip:
-            mirrored, _ = self.logits(params, model_state, jnp.flip(x, axis=2), training=False)
-            logits = (logits + mirrored) / 2
-        return logits
+        normalised NHWC `x`: batch norm's running statistics, no dropout; the mean of the
+        logits of the views `test_views` makes of `x` (itself alone by default)."""
+        views = test_views(x, self.config.test_time_flip, self.config.test_time_shift)
+        logits = [self.logits(params, model_state, v, training=False)[0] for v in views]
+        return sum(logits[1:], logits[0]) / len(logits)
 
     def loss(self, params, model_state, x, labels, key, scale, own=None):
         """Label-smoothed cross-entropy to minimise (times the loss `scale`); plain
@@ -330,6 +342,24 @@ def device_mesh(config) -> Mesh:
                 "it is split over (`num_devices`)"
             )
     return mesh
+
+
+def test_views(x: jax.Array, flip: bool, shift: int) -> list[jax.Array]:
+    """The views of NHWC images `x` that test-time augmentation averages over: `x`; with
+    `shift`, `x` moved `shift` pixels down and right and as many up and left (zeros, the
+    normalised mean, shifted in, as training's crops pad); with `flip`, each of those and
+    its mirror image (flipped along the width)."""
+    views = [x]
+    if shift:
+        h, w = x.shape[1:3]
+        padded = jnp.pad(x, ((0, 0), (shift, shift), (shift, shift), (0, 0)))
+        views += [
+            padded[:, :h, :w],
+            padded[:, 2 * shift : 2 * shift + h, 2 * shift : 2 * shift + w],
+        ]
+    if flip:
+        views += [jnp.flip(v, axis=2) for v in views]
+    return views
 
 
 def compiler_options(config, mesh: Mesh) -> dict[str, Any]:

@@ -12,6 +12,7 @@ and Ctrl-C stop it after a checkpoint (`jaxcnn.stop`); a non-finite loss, or one
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -222,7 +223,7 @@ class Run:
                 f"{self.trainer.mesh.size} {jax.default_backend()} device(s)"
             )
             batch_shape = (config.batch_size, *self.input_shape[1:])  # the kernels' choice
-            first = state if self.trainer.seeds == 1 else jax.tree.map(lambda x: x[0], state)
+            first = self.trainer.first_seed(state)
             self.report(summary(self.trainer.model, first.params, batch_shape, first.model_state))
             if config.init_from:  # a fresh run starts from that model, where it fits
                 source = Predictor.load(config.init_from)
@@ -300,10 +301,14 @@ class Run:
         seconds = time.perf_counter() - start
         with self.phases("eval"):
             state = self.trainer.refresh_statistics(state, self.batches.images, orders[0])
-            scores = self.scores(state)
+            scores = self.scores(state, ("val",))
+        ended = Position(epochs=epoch, line=scores, best=position.best)
+        best = self.monitor.update(ended, self.step(state))
+        if self.test_due(ended):
+            with self.phases("eval"):
+                scores |= self.scores(state, ("test",))
         line = self.epoch_line(state, position, epoch, scores, (seconds, saving))
-        position = Position(epochs=epoch, line=line, best=position.best)
-        best = self.monitor.update(position, line["step"])
+        position = dataclasses.replace(ended, line=line)
         with self.phases("saving"):
             self.save(state, position, best)
         # Written once its checkpoint is (a line without one would be trained again): the
@@ -350,6 +355,7 @@ class Run:
             "elapsed_s": time.perf_counter() - self.start_time,
             "phases_s": self.phases.as_dict(),  # so far
             "first_step_s": self.phases.first_step_s,  # this process's, from its start
+            "programs": dict(self.phases.programs),  # this process's, so far
         }
 
     def read_back(self, calls: list[dict], position: Position, epoch: int) -> None:
@@ -361,9 +367,9 @@ class Run:
         limit = self.config.max_loss
         for metrics in parallel.fetch(calls):
             # One value per step, or with several seeds one list of the seeds' values per step.
-            losses, accuracies = (np.asarray(metrics[k]) for k in ("loss", "accuracy"))
-            if self.trainer.seeds > 1:
-                losses, accuracies = losses.T, accuracies.T
+            losses, accuracies = (
+                self.trainer.per_step(np.asarray(metrics[k])) for k in ("loss", "accuracy")
+            )
             for loss, accuracy in zip(losses.tolist(), accuracies.tolist()):
                 worst = np.max(loss) if np.all(np.isfinite(loss)) else np.nan
                 if not np.isfinite(worst) or (limit and worst > limit):
@@ -422,11 +428,22 @@ class Run:
         self.checkpoints.save(self.step(state), state, record, best)
         self.last_save = time.monotonic()
 
-    def scores(self, state: TrainState) -> dict:
-        """Validation (with a validation split) and test loss and accuracy, every example once."""
+    def test_due(self, ended: Position) -> bool:
+        """Whether to score the test split after the epoch `ended`: every
+        `eval_every_epochs`, and after the last, or one that early stopping ends on."""
+        every, epoch = self.config.eval_every_epochs, ended.epochs
+        return (
+            epoch == self.config.num_epochs
+            or bool(every)
+            and epoch % every == 0
+            or self.monitor.exhausted(ended)
+        )
+
+    def scores(self, state: TrainState, splits: tuple[str, ...] = ("val", "test")) -> dict:
+        """Loss and accuracy on `splits` (validation, if held out, and test), every example once."""
         scores = {}
         for split, score in (("val", self.score_validation), ("test", self.score_test)):
-            if score is not None:
+            if split in splits and score is not None:
                 loss_and_accuracy = score(state)
                 scores[f"{split}_loss"] = loss_and_accuracy["loss"]
                 scores[f"{split}_accuracy"] = loss_and_accuracy["accuracy"]

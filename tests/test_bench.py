@@ -284,12 +284,18 @@ def test_runs_benchmark_times_whole_processes_and_the_summary_table(tmp_path, mo
     config = tiny_config(tmp_path)
     out = tmp_path / "out"
     monkeypatch.chdir(CONFIGS.parent)  # runs the repository's train.py
-    cli.main(["runs", "--configs", str(config), "--set", "num_epochs=2", "--out", str(out)])
-    [row] = json.loads((out / "runs.json").read_text())["rows"]
-    assert row["epochs"] == 2 and row["overrides"] == ["--config.num_epochs=2"]
-    assert 0.9 < row["test_accuracy"] <= 1  # the synthetic classes are easy
-    # 90% came within the whole process (at its last epoch, at the latest).
-    assert row["time_to_target_s"] is not None and 0 < row["time_to_target_s"] <= row["wall_s"]
+    # The same config twice: the first run prepares its data, the second finds them.
+    args = ["runs", "--configs", str(config), str(config), "--set", "num_epochs=2"]
+    cli.main([*args, "--targets", "0.5", "1.01", "--out", str(out)])
+    first, again = json.loads((out / "runs.json").read_text())["rows"]
+    assert first["epochs"] == 2 and first["overrides"] == ["--config.num_epochs=2"]
+    assert 0.9 < first["test_accuracy"] <= 1  # the synthetic classes are easy
+    # 50% came within the whole process (at its last epoch, at the latest); 101% never.
+    to_half, never = first["time_to_targets_s"]
+    assert 0 < to_half <= first["wall_s"] and never is None
+    assert (first["data"], again["data"]) == ("prepared", "found")
+    # The second run compiles what the first did: every program is in the compile cache.
+    assert again["compiled"] == "none: all in the cache"
     assert f"| {config} --config.num_epochs=2 | 2 |" in (out / "runs.md").read_text()
 
     # The README's table, made from these files: the run's row, no PyTorch figures.
@@ -298,11 +304,27 @@ def test_runs_benchmark_times_whole_processes_and_the_summary_table(tmp_path, mo
     cli.main(["summary", "--out", str(out), "--readme", str(readme)])
     table = summary.readme_table(readme)
     assert table == summary.results_table(out) and "old table" not in table
+    assert "| run | test accuracy | start-up | whole run | to 50% | to 101% | img/s" in table
     # Start-up: from the process's start to its first training step, some of the whole run.
-    assert 0 < row["startup_s"] < row["wall_s"]
-    figures = f"{row['test_accuracy']:.2%} | {row['startup_s']:.1f} s | {row['wall_s']:.1f} s"
-    assert f"| `{config}` | {figures} |" in table
+    assert 0 < again["startup_s"] < again["wall_s"]
+    figures = (
+        f"{again['test_accuracy']:.2%} | {again['startup_s']:.1f} s, warm | {again['wall_s']:.1f} s"
+    )
+    assert f"| `{config}` | {figures} | {again['time_to_targets_s'][0]:.1f} s | - |" in table
     assert readme.read_text().endswith(f"{summary.END}\n\nrest\n")
+
+
+def test_cold_runs_prepare_their_data_and_compile_every_step(tmp_path, monkeypatch):
+    config = tiny_config(tmp_path)
+    out = tmp_path / "out"
+    monkeypatch.chdir(CONFIGS.parent)
+    args = ["runs", "--configs", str(config), "--set", "num_epochs=1", "--cold"]
+    cli.main([*args, "--out", str(out)])
+    [row] = json.loads((out / "runs.json").read_text())["rows"]
+    assert row["data"] == "prepared" and row["overrides"] == ["--config.num_epochs=1"]
+    assert row["compiled"].endswith(" programs") and int(row["compiled"].split()[0]) > 0
+    assert not (tmp_path / "tfds").exists()  # the config's own folder was left alone
+    assert "s, cold (data and compiled steps) |" in summary.results_table(out)
 
 
 def test_summary_puts_each_peer_beside_its_config(tmp_path):
@@ -321,10 +343,10 @@ def test_summary_puts_each_peer_beside_its_config(tmp_path):
     (tmp_path / "runs.json").write_text(json.dumps({"device": "cpu", "rows": []}))
     table = summary.results_table(tmp_path)
     assert (
-        "| `a.py` | - | - | - | - | 2,000 | 1,000 (2.00x, 1.50-2.50) | 500 (4.00x) | 400 (5.00x) |"
+        "| `a.py` | - | - | - | - | - | - | 2,000 | 1,000 (2.00x, 1.50-2.50) | 500 (4.00x) | 400 (5.00x) |"
         in table
     )
-    assert "| `b.py` | - | - | - | - | 300 | - | - | - |" in table
+    assert "| `b.py` | - | - | - | - | - | - | 300 | - | - | - |" in table
 
 
 def test_summary_without_its_markers_is_one_line(tmp_path, capsys):
@@ -344,6 +366,8 @@ def test_flax_peer_trains_beside_jaxcnn(tmp_path):
     jax_row, flax_row = json.loads((out / "train.json").read_text())["rows"]
     assert flax_row["framework"].startswith("flax ") and flax_row["framework"].endswith(" linen")
     assert flax_row["jax_speedup"] > 0 and flax_row["images_per_s"] > 0
+    # Scanned as train.py runs jaxcnn's steps: the config's steps to a call.
+    assert flax_row["steps_per_call"] == jax_row["steps_per_call"] == 12
 
 
 def test_a_failed_run_is_named_by_its_exception_not_by_jax_s_note():

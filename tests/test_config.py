@@ -60,6 +60,8 @@ def with_(key, value):
         ("batch_size", "abc", "`batch_size` must be a positive int, got 'abc'"),
         ("batch_size", True, "`batch_size` must be a positive int, got True"),
         ("num_epochs", 2.5, "`num_epochs` must be an int >= 0, got 2.5"),
+        ("eval_every_epochs", -1, r"`eval_every_epochs` must be an int >= 0 \(0: after the last"),
+        ("test_time_shift", 1.5, "`test_time_shift` must be an int >= 0, got 1.5"),
         (
             "optimizer",
             "lion",

@@ -133,6 +133,30 @@ def test_googlenet_branches_add_up():
     assert params["block3b"]["b1"]["conv"]["kernel"].shape[2] == sum(outs)
 
 
+def test_resnet_stem_pool_runs_the_stages_at_a_quarter_of_the_positions():
+    from jaxcnn.network import walk
+
+    model = models.resnet(10, stages=(8, 16, 32), stem_pool=True)
+    shapes = {n.name: n.out_shape for n in walk(model, (2, 28, 28, 1)) if len(n.path) == 1}
+    assert shapes["stem"] == (2, 28, 28, 8) and shapes["stem_pool"] == (2, 14, 14, 8)
+    assert [shapes[f"stage{s}_block1"] for s in (1, 2, 3)] == [
+        (2, 14, 14, 8),
+        (2, 7, 7, 16),
+        (2, 4, 4, 32),  # SAME padding: ceil(7 / 2)
+    ]
+    # The pool has no parameters: the same ones as without it, and the pooled stem's
+    # outputs are the 2x2 maxima of the plain stem's.
+    _, params, state = model.init_with_state(jax.random.key(0), (2, 28, 28, 1))
+    _, plain, _ = traced_init(models.resnet(10, stages=(8, 16, 32)), (2, 28, 28, 1))
+    assert jax.tree.map(np.shape, params) == jax.tree.map(lambda p: p.shape, plain)
+    x = np.random.default_rng(0).random((2, 28, 28, 1)).astype(np.float32)
+    steps = dict(model.steps)
+    y, _ = steps["stem"].apply_with_state(params["stem"], state["stem"], x)
+    pooled = steps["stem_pool"].apply({}, y)
+    expected = np.asarray(y).reshape(2, 14, 2, 14, 2, 8).max(axis=(2, 4))
+    np.testing.assert_array_equal(pooled, expected)
+
+
 def test_resnet18_is_the_cifar_resnet18():
     model = models.resnet18(10)
     _, params, state = traced_init(model, (1, 32, 32, 3))

@@ -53,3 +53,14 @@ def test_each_phases_listens_from_its_making_to_its_close():
             jax.jit(lambda x: jnp.cos(x) @ x.T)(jnp.ones((83, 83))).block_until_ready()
         assert counted > 0 and inner.as_dict()["compile"] == counted
     assert outer.as_dict()["compile"] == 0  # compiled outside any of its phases
+
+
+def test_programs_count_what_xla_compiled():
+    phases = Phases()
+    f = jax.jit(lambda x: jnp.exp(x) @ x.T)
+    f(jnp.ones((79, 79))).block_until_ready()  # a shape no other test compiles
+    assert phases.programs["compiled"] >= 1
+    compiled = dict(phases.programs)
+    f(jnp.ones((79, 79))).block_until_ready()  # the same program, already loaded: no compiling
+    assert phases.programs == compiled
+    phases.close()

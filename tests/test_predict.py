@@ -117,6 +117,33 @@ def test_a_workdir_without_a_checkpoint(trained, tmp_path):
         Predictor.load(run)
 
 
+def test_test_time_shift_averages_over_shifted_images_and_their_mirrors(trained, tmp_path):
+    """`test_time_shift=2` with flips: the mean logits of six views, made here with NumPy
+    from normalised images (zeros, the normalised mean, shifted in), each scored by the
+    plain model."""
+    predictors = {}
+    for name, settings in (
+        ("plain", {}),
+        ("views", {"test_time_flip": True, "test_time_shift": 2}),
+    ):
+        shutil.copytree(trained / "run", tmp_path / name)
+        config = json.loads((tmp_path / name / "config.json").read_text())
+        (tmp_path / name / "config.json").write_text(json.dumps({**config, **settings}))
+        predictors[name] = Predictor.load(tmp_path / name)
+    x = np.random.default_rng(1).standard_normal((5, 16, 16, 3)).astype(np.float32)
+    padded = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    views = [x, padded[:, :16, :16], padded[:, 4:20, 4:20]]
+    views += [v[:, :, ::-1] for v in views]
+    assert np.all(views[1][:, 2:, 2:] == x[:, :-2, :-2]) and np.all(views[1][:, :2] == 0)
+    plain, both = predictors["plain"], predictors["views"]
+    logits = [
+        plain.trainer.eval_logits(plain.state.params, plain.state.model_state, v) for v in views
+    ]
+    got = both.trainer.eval_logits(both.state.params, both.state.model_state, x)
+    np.testing.assert_allclose(got, np.mean(logits, axis=0), atol=1e-5)
+    assert np.abs(got - logits[0]).max() > 1e-3
+
+
 def test_test_time_flip_averages_the_logits_of_each_image_and_its_mirror(trained, tmp_path):
     """With `test_time_flip`, predictions and the scores training reports are those of the
     mean logits of an image and its mirror: softmax of the mean of the plain model's log

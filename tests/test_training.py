@@ -29,6 +29,7 @@ METRIC_KEYS = {
     "elapsed_s",
     "phases_s",
     "first_step_s",
+    "programs",
 }
 
 
@@ -51,6 +52,20 @@ def test_trains_well_above_chance_and_writes_results(dataset, tmp_path):
         "48",
     ]
     assert json.loads((tmp_path / "config.json").read_text())["batch_size"] == 32
+
+
+def test_the_test_split_is_scored_every_eval_every_epochs_and_after_the_last(
+    dataset, tmp_path, capsys
+):
+    config = small_config(dataset, num_epochs=3, eval_every_epochs=2)
+    final = training.train_and_evaluate(config, tmp_path)
+    rows = read_metrics(tmp_path / "metrics.jsonl")
+    assert ["test_accuracy" in r for r in rows] == [False, True, True]
+    assert set(rows[0]) == METRIC_KEYS - {"test_loss", "test_accuracy"}
+    assert final["test_accuracy"] == rows[2]["test_accuracy"] > 0.9
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("epoch")]
+    assert ["test loss" in line for line in printed] == [False, True, True]
+    assert (tmp_path / "learning_curves.png").stat().st_size > 1000
 
 
 def test_resume_continues_where_it_stopped(dataset, tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ import jax
 from jaxcnn import config as config_lib
 from jaxcnn import parallel
 from jaxcnn.bench import conv, finetune, runs, summary, training
+from jaxcnn.bench.runs import TARGETS
 from jaxcnn.errors import JaxcnnError
 
 # --set may not touch these: the benchmark sets them itself.
@@ -92,7 +93,18 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a --config.KEY=VALUE for every run, e.g. num_epochs=2; repeatable",
     )
-    runs.add_argument("--target", type=float, default=0.9, help="test accuracy to time")
+    runs.add_argument(
+        "--targets",
+        type=float,
+        nargs="+",
+        default=list(TARGETS),
+        help="test accuracies to time the first reaching of (default: %(default)s)",
+    )
+    runs.add_argument(
+        "--cold",
+        action="store_true",
+        help="each run with empty folders for prepared data and compiled steps, as on a new machine",
+    )
     runs.add_argument(
         "--torch",
         action="store_true",
@@ -153,9 +165,10 @@ def main(argv: list[str] | None = None) -> None:
                 args.configs,
                 args.out,
                 args.set,
-                args.target,
+                args.targets,
                 args.torch,
                 args.torch_compile,
+                args.cold,
             )
         except RuntimeError as e:
             cli.error(str(e))

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from jaxcnn.bench import machine
+from jaxcnn.bench.runs import TARGETS
 from jaxcnn.bench.timing import turn_ratios
 from jaxcnn.bench.training import SEEDS_RESULT, seeds_ratio
 
@@ -23,15 +24,17 @@ def results_table(results: Path) -> str:
     there), with its training speed beside each peer's from `train.json` if timed there."""
     runs = json.loads((results / "runs.json").read_text())
     speeds = training_speeds(results / "train.json")
+    targets = runs["rows"][0]["targets"] if runs["rows"] else list(TARGETS)
     lines = [
-        "| run | test accuracy | start-up | whole run | to 90% | img/s, batch 256 "
-        "| PyTorch eager | torch.compile | Flax |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| run | test accuracy | start-up | whole run | "
+        + "".join(f"to {t:.0%} | " for t in targets)
+        + "img/s, batch 256 | PyTorch eager | torch.compile | Flax |",
+        "|---|---:|---:|---:|" + "---:|" * len(targets) + "---:|---:|---:|---:|",
     ]
     configs = [r["config"] for r in runs["rows"]]
     only_timed = [{"config": c} for c in speeds if c not in configs]
     for r in runs["rows"] + only_timed:
-        reached = r.get("time_to_target_s")
+        reached = r.get("time_to_targets_s", [None] * len(targets))
         jax_rate, peers = speeds.get(r["config"], (None, {}))
         # A PyTorch run follows its config's: the twin of that model, with the recipe it used.
         twin = r["config"].startswith("torch")
@@ -43,8 +46,9 @@ def results_table(results: Path) -> str:
         )
         lines.append(
             f"| {name} | {_figure(r.get('test_accuracy'), '{:.2%}')} "
-            f"| {_figure(r.get('startup_s'), '{:.1f} s')} | {_figure(r.get('wall_s'), '{:.1f} s')} "
-            f"| {_figure(reached, '{:.1f} s')} | {_figure(jax_rate, '{:,.0f}')} "
+            f"| {_startup(r)} | {_figure(r.get('wall_s'), '{:.1f} s')} | "
+            + "".join(f"{_figure(s, '{:.1f} s')} | " for s in reached)
+            + f"{_figure(jax_rate, '{:,.0f}')} "
             f"| {_peer(peers.get('eager'))} | {_peer(peers.get('compile'))} "
             f"| {_peer(peers.get('linen'))} |"
         )
@@ -52,7 +56,8 @@ def results_table(results: Path) -> str:
         "",
         f"{runs['device']}{machine.made_with(runs)}. Whole runs from process start to exit, with the config's own "
         f"epochs and batch; start-up is the time from process start to the first training "
-        f"step ([runs.md](benchmarks/results/runs.md)). Training img/s side by side "
+        f"step, warm where the run found its prepared data and compiled steps on disk, cold "
+        f"where it made them ([runs.md](benchmarks/results/runs.md)). Training img/s side by side "
         f"with each peer's, turn by turn in one run; in brackets jaxcnn / peer, the median "
         f"of the turns' ratios and their lowest-highest "
         f"([train.md](benchmarks/results/train.md)).",
@@ -111,6 +116,21 @@ def training_speeds(path: Path) -> dict[str, tuple[float, Peers]]:
                 max(ratios),
             )
     return speeds
+
+
+def _startup(row: dict) -> str:
+    """A run's start-up seconds, and whether its data and compiled steps were ready (warm)."""
+    if row.get("startup_s") is None:
+        return "-"
+    made = [
+        what
+        for what, fresh in (
+            ("data", row.get("data") == "prepared"),
+            ("compiled steps", not row.get("compiled", "none").startswith("none")),
+        )
+        if fresh
+    ]
+    return f"{row['startup_s']:.1f} s, " + (f"cold ({' and '.join(made)})" if made else "warm")
 
 
 def _figure(value: float | None, form: str) -> str:

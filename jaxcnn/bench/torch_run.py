@@ -7,11 +7,12 @@ layers built from the same description) on the same prepared data with the
 config's own recipe: normalisation, batch size, epochs, optimizer with its
 weight decay and momentum, learning-rate schedule (optax's, step by step),
 augmentation (flips and crops, drawn per example), label smoothing and
-test-time flips. What PyTorch lacks is named in the first JSON line's
+test-time flips and shifts. What PyTorch lacks is named in the first JSON line's
 `recipe` and refused where it would change the result: schedule-free AdamW
 runs as AdamW over the config's schedule; mixing, cutout, `ema_decay` and a
-`validation_fraction` are refused. It evaluates after every epoch and writes one JSON line per epoch
-with `test_accuracy` and `elapsed_s`, the seconds since the process started
+`validation_fraction` are refused. It writes one JSON line per epoch with
+`elapsed_s`, the seconds since the process started, and `test_accuracy` where
+it scored the test split (`eval_every_epochs`, as `train.py`)
 (less the time spent importing JAX and building the model through jaxcnn,
 which a PyTorch script would not spend; loading the prepared arrays counts),
 so that time to an accuracy compares with jaxcnn's whole process.
@@ -62,6 +63,7 @@ def recipe(config) -> str:
         f"augment '{config.augment}'" if config.augment else "",
         f"smoothing {config.label_smoothing:g}" if config.label_smoothing else "",
         "test-time flip" if config.test_time_flip else "",
+        f"test-time shift {config.test_time_shift}" if config.test_time_shift else "",
     ]
     return "the config's recipe: " + ", ".join(p for p in parts if p)
 
@@ -144,9 +146,15 @@ def main(argv: list[str] | None = None) -> None:
         x = ((x - mean) / std).contiguous(memory_format=torch.channels_last)
         return x, torch.from_numpy(np.array(split.labels)).long()
 
-    def logits(x):
-        out = model(x)
-        return (out + model(x.flip(3))) / 2 if config.test_time_flip else out
+    def logits(x):  # as `trainer.test_views`: shifts, then mirror images, zeros shifted in
+        views, shift = [x], config.test_time_shift
+        if shift:
+            h, w = x.shape[2:]
+            padded = nn.functional.pad(x, (shift, shift, shift, shift))
+            views += [padded[..., :h, :w], padded[..., 2 * shift :, 2 * shift :]]
+        if config.test_time_flip:
+            views += [v.flip(3) for v in views]
+        return sum(model(v) for v in views) / len(views)
 
     (x_train, y_train), (x_test, y_test) = tensors(train), tensors(test)
     generator = torch.Generator().manual_seed(config.seed)
@@ -169,15 +177,19 @@ def main(argv: list[str] | None = None) -> None:
                 opt.step()
                 step += 1
             epoch_s = time.perf_counter() - start
-            net.eval()
-            with torch.no_grad():
-                correct = sum(
-                    int((logits(x_test[i : i + 1000]).argmax(1) == y_test[i : i + 1000]).sum())
-                    for i in range(0, len(x_test), 1000)
-                )
+            every = config.eval_every_epochs
+            scores = {}
+            if epoch == epochs or every and epoch % every == 0:  # as train.py scores
+                net.eval()
+                with torch.no_grad():
+                    correct = sum(
+                        int((logits(x_test[i : i + 1000]).argmax(1) == y_test[i : i + 1000]).sum())
+                        for i in range(0, len(x_test), 1000)
+                    )
+                scores["test_accuracy"] = correct / len(x_test)
             row = {
                 "epoch": epoch,
-                "test_accuracy": correct / len(x_test),
+                **scores,
                 "epoch_time_s": epoch_s,
                 "images_per_s": steps_per_epoch * batch / epoch_s,
                 "elapsed_s": time.time() - process_start,

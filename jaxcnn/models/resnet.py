@@ -45,6 +45,7 @@ def resnet(
     *,
     stages: tuple[int, ...] = (16, 32, 64),
     blocks: int = 1,
+    stem_pool: bool = False,
     conv_impl: str = "auto",
 ) -> L.Layer:
     """A CIFAR-style ResNet: a 3x3 stem, `stages` of `blocks` residual blocks, global average.
@@ -52,11 +53,15 @@ def resnet(
     Each stage after the first starts with a stride-2 block (28 -> 14 -> 7).
     The defaults, 16/32/64 channels with one block each (a ResNet-8), are
     sized for a 2-core CPU; `stages=(64, 128, 256, 512), blocks=2` is
-    `resnet18`.
+    `resnet18`. `stem_pool` halves the image after the stem with a 2x2 max
+    pool (28 -> 14 -> 7 -> 4), as ImageNet ResNets do: the stages then run
+    at a quarter of the positions, where wider layers cost what narrow ones did.
     """
     channels = widths("stages", stages)
     (count,) = widths("blocks", (blocks,), 1)
     layers: dict[str, L.Layer] = {"stem": conv_bn_relu(channels[0], 3, conv_impl=conv_impl)}
+    if stem_pool:
+        layers["stem_pool"] = L.max_pool2d(2)
     for s, c in enumerate(channels):
         for b in range(count):
             stride = 2 if s > 0 and b == 0 else 1
