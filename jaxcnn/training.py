@@ -1,7 +1,9 @@
 """Training and evaluation: `train_and_evaluate(config, workdir)`, which never loses a run.
 
 The loop runs `jaxcnn.trainer`'s jitted steps, `steps_per_call` to a call, and
-evaluates after every epoch (`jaxcnn.evaluation`; early stopping: `jaxcnn.monitor`).
+scores a validation split after every epoch and the test split every
+`eval_every_epochs` and after the last (`jaxcnn.evaluation`; early stopping:
+`jaxcnn.monitor`).
 It saves a checkpoint every `checkpoint_every_steps` steps and at each epoch's end;
 rerunning in the workdir resumes from the newest intact one with the same data order
 and draws, as if uninterrupted, and refuses another model's, optimizer's, seed's or
@@ -53,7 +55,7 @@ CHECKPOINT_DIR = "checkpoints"
 def train_and_evaluate(
     config: ml_collections.ConfigDict, workdir: str | Path, *, started: float | None = None
 ) -> dict:
-    """Trains `config`'s model, evaluating after every epoch; resumes from `workdir`.
+    """Trains `config`'s model, evaluating as `eval_every_epochs` says; resumes from `workdir`.
 
     Writes `<workdir>/metrics.jsonl` (one JSON line per epoch), `checkpoints/`
     (orbax: the last `keep_checkpoints`), `config.json`, `data.json` and

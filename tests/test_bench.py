@@ -2,6 +2,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jax
@@ -21,9 +22,9 @@ from jaxcnn.bench import (
     peers,
     runs,
     summary,
+    throughput,
     timing,
     torch_run,
-    training,
 )
 
 CONFIGS = Path(__file__).parents[1] / "configs"
@@ -40,18 +41,17 @@ def test_quick_conv_benchmark_writes_json_table_and_plots(tmp_path):
         "lax jit",
         "auto jit",
     }
+    # The loops run on the toy size only; every other row there is timed against them
+    # (how much faster is the benchmark's figure to print, not this test's to bound).
     toy = [r for r in rows if r["size"] == 8]
-    naive = next(r for r in toy if r["impl"] == "corr2d (naive loops)")
-    jitted = next(r for r in toy if r["impl"] == "lax jit")
-    # One jitted call against one eager op per output pixel (64 of them).
-    assert jitted["speedup_vs_naive"] > 5 and jitted["median_s"] < naive["median_s"]
+    assert [r["size"] for r in rows if r["impl"] == "corr2d (naive loops)"] == [8]
+    assert all(r["speedup_vs_naive"] > 0 for r in toy if r["jit"])
     assert all(r["compile_s"] > 0 for r in rows if r["jit"])
     # sgemm is measured before and after each case; each fraction is of the higher rate.
     per_case = {}
     for r in rows:
         per_case.setdefault((r["batch"], r["size"], r["in_channels"]), set()).add(r["sgemm_gflops"])
         assert len(r["sgemm_samples"]) == 2 and r["sgemm_gflops"] == max(r["sgemm_samples"])
-        assert r["sgemm_fraction"] == pytest.approx(r["gflops"] / r["sgemm_gflops"])
     assert len(per_case) == 3 and all(len(gemms) == 1 for gemms in per_case.values())
     assert "| lax jit |" in (tmp_path / "conv.md").read_text()
     if jax.default_backend() == "cpu" and xla.available_options(xla.YNN_OFF):
@@ -146,16 +146,17 @@ def test_lenet_benchmark_times_each_device_count(tmp_path):
     config = tiny_config(tmp_path)
     out = tmp_path / "out"
     args = ["lenet", "--configs", str(config), "--batch-size", "32", "--steps", "3"]
+    start = time.perf_counter()
     cli.main([*args, "--devices", "1", "2", "--out", str(out)])
+    wall = time.perf_counter() - start
     rows = json.loads((out / "train.json").read_text())["rows"]
     assert [(r["framework"], r["devices"]) for r in rows] == [("jax", 1), ("jax", 2)]
     assert [r["augment"] for r in rows] == ["", ""]  # the config flips; PyTorch's peer does not
     # As train.py: the config's 12 steps per call, which divides the 24-step epoch.
     assert [r["steps_per_call"] for r in rows] == [12, 12]
-    for r in rows:
-        assert r["median_step_s"] == r["turn_step_s"][0]  # 3 steps: one turn
-        assert r["images_per_s"] == pytest.approx(32 / r["median_step_s"])
-        assert r["epoch_s"] == pytest.approx(768 // 32 * r["median_step_s"])
+    # 3 steps: one turn of one whole call each, which the benchmark's own time holds.
+    assert [len(r["turn_step_s"]) for r in rows] == [1, 1]
+    assert 0 < sum(12 * r["turn_step_s"][0] for r in rows) < wall
     assert "| jax | " + str(config) + " | 2 | 1 | 12 | 32 |" in (out / "train.md").read_text()
     with pytest.raises(SystemExit):
         cli.main([*args, "--devices", "0"])
@@ -183,10 +184,8 @@ def test_seeds_benchmark_times_k_models_against_one(tmp_path):
     report = json.loads((out / "seeds.json").read_text())
     one, three = report["rows"]
     assert (one["seeds"], three["seeds"]) == (1, 3)
-    # img/s counts every model's images.
-    assert three["images_per_s"] == pytest.approx(3 * 32 / three["median_step_s"])
-    k, slower = training.seeds_ratio(report)
-    assert (k, slower) == (3, pytest.approx(three["turn_step_s"][0] / one["turn_step_s"][0]))
+    k, slower = throughput.seeds_ratio(report)
+    assert k == 3 and slower > 0
     assert "| jax | " + str(config) + " | 1 | 3 | 12 | 32 |" in (out / "seeds.md").read_text()
     # The README's table says it under the runs' rows.
     (out / "runs.json").write_text(json.dumps({"device": "cpu", "rows": []}))
@@ -213,6 +212,15 @@ def test_runs_are_timed_in_turns_after_a_warm_up():
     assert timing.time_in_turns([slow, fast], steps=2, turn_steps=1) == [[0.25, 0.25], [0.1, 0.1]]
     turn = [("slow", 1), ("slow", 1), ("fast", 1), ("fast", 1)]
     assert log == [("slow", 2), ("fast", 2), *turn, *turn]
+
+
+def test_a_row_takes_the_median_turn_and_counts_every_models_images():
+    trainee = timing.Trainee({"batch_size": 32, "seeds": 3}, None, 2.0, 12, steps_per_epoch=24)
+    row = trainee.result([0.5, 0.1, 0.2])
+    assert row["median_step_s"] == 0.2  # of three turns, the middle one
+    assert row["images_per_s"] == pytest.approx(3 * 32 / 0.2)  # 480: every seed's images
+    assert row["epoch_s"] == pytest.approx(24 * 0.2)
+    assert row["compile_s"] == pytest.approx(2.0 - 12 * 0.2)  # the first call less its steps
 
 
 def test_speedup_is_the_median_of_each_turns_ratio():
@@ -322,9 +330,11 @@ def test_cold_runs_prepare_their_data_and_compile_every_step(tmp_path, monkeypat
     cli.main([*args, "--out", str(out)])
     [row] = json.loads((out / "runs.json").read_text())["rows"]
     assert row["data"] == "prepared" and row["overrides"] == ["--config.num_epochs=1"]
-    assert row["compiled"].endswith(" programs") and int(row["compiled"].split()[0]) > 0
+    count, of, total, _ = row["compiled"].split()
+    assert of == "of" and int(count) == int(total) > 1  # an empty cache holds none of them
     assert not (tmp_path / "tfds").exists()  # the config's own folder was left alone
-    assert "s, cold (data and compiled steps) |" in summary.results_table(out)
+    expected = f"s, cold: data prepared, {count} programs compiled |"
+    assert expected in summary.results_table(out)
 
 
 def test_summary_puts_each_peer_beside_its_config(tmp_path):

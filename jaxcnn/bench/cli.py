@@ -11,7 +11,7 @@ import jax
 
 from jaxcnn import config as config_lib
 from jaxcnn import parallel
-from jaxcnn.bench import conv, finetune, runs, summary, training
+from jaxcnn.bench import conv, finetune, runs, summary, throughput
 from jaxcnn.bench.runs import TARGETS
 from jaxcnn.errors import JaxcnnError
 
@@ -214,7 +214,7 @@ def run_training(cli: argparse.ArgumentParser, args: argparse.Namespace) -> None
         if jax.device_count() < max(args.devices):
             cli.error(f"--devices {max(args.devices)}: {e}")
     try:
-        report = training.bench_training(
+        report = throughput.bench_training(
             configs,
             args.batch_size,
             args.steps,
@@ -229,8 +229,8 @@ def run_training(cli: argparse.ArgumentParser, args: argparse.Namespace) -> None
         )
     except JaxcnnError as e:
         cli.error(str(e))
-    print(training.training_table(report))
-    if args.seeds and (ratio := training.seeds_ratio(report)):
+    print(throughput.training_table(report))
+    if args.seeds and (ratio := throughput.seeds_ratio(report)):
         k, slower = ratio
         print(
             f"{k} seeds in one vmapped step: {slower:.2f}x one seed's step time ({k}x one after another)"

@@ -85,7 +85,9 @@ def run_config(
         "wall_s": wall,
         "startup_s": rows[0]["first_step_s"],
         "data": "prepared" if PREPARING in result.stderr else "found",
-        "compiled": f"{compiled} programs" if compiled else "none: all in the cache",
+        "compiled": f"{compiled} of {sum(rows[-1]['programs'].values())} programs"
+        if compiled
+        else "none: all in the cache",
         "targets": list(targets),
         "time_to_targets_s": [time_to(rows, t, outside) for t in targets],
         "images_per_s": statistics.median(r["images_per_s"] for r in rows),

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from jaxcnn.bench import machine
 from jaxcnn.bench.runs import TARGETS
+from jaxcnn.bench.throughput import SEEDS_RESULT, seeds_ratio
 from jaxcnn.bench.timing import turn_ratios
-from jaxcnn.bench.training import SEEDS_RESULT, seeds_ratio
 
 BEGIN = "<!-- results: made by `python -m jaxcnn.bench summary` from benchmarks/results -->"
 END = "<!-- results end -->"
@@ -56,8 +56,8 @@ def results_table(results: Path) -> str:
         "",
         f"{runs['device']}{machine.made_with(runs)}. Whole runs from process start to exit, with the config's own "
         f"epochs and batch; start-up is the time from process start to the first training "
-        f"step, warm where the run found its prepared data and compiled steps on disk, cold "
-        f"where it made them ([runs.md](benchmarks/results/runs.md)). Training img/s side by side "
+        f"step, warm where the run found its prepared data and compiled programs on disk "
+        f"([runs.md](benchmarks/results/runs.md)). Training img/s side by side "
         f"with each peer's, turn by turn in one run; in brackets jaxcnn / peer, the median "
         f"of the turns' ratios and their lowest-highest "
         f"([train.md](benchmarks/results/train.md)).",
@@ -119,18 +119,16 @@ def training_speeds(path: Path) -> dict[str, tuple[float, Peers]]:
 
 
 def _startup(row: dict) -> str:
-    """A run's start-up seconds, and whether its data and compiled steps were ready (warm)."""
+    """A run's start-up seconds, and what it found ready: warm where its prepared data and
+    every compiled program were on disk, else what it made."""
     if row.get("startup_s") is None:
         return "-"
-    made = [
-        what
-        for what, fresh in (
-            ("data", row.get("data") == "prepared"),
-            ("compiled steps", not row.get("compiled", "none").startswith("none")),
-        )
-        if fresh
-    ]
-    return f"{row['startup_s']:.1f} s, " + (f"cold ({' and '.join(made)})" if made else "warm")
+    made = ["data prepared"] if row.get("data") == "prepared" else []
+    compiled = row.get("compiled", "none")
+    if not compiled.startswith("none"):
+        count = int(compiled.split()[0])
+        made.append(f"{count} program{'s' if count > 1 else ''} compiled")
+    return f"{row['startup_s']:.1f} s, " + (f"cold: {', '.join(made)}" if made else "warm")
 
 
 def _figure(value: float | None, form: str) -> str:
