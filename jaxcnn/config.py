@@ -286,6 +286,13 @@ def check_init_from(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"`init_from` needs `num_seeds` 1, got {config.num_seeds}")
 
 
+def test_scored(config: ml_collections.ConfigDict, epoch: int) -> bool:
+    """Whether the test split is scored after `epoch`: every `eval_every_epochs`, and after
+    the last of `num_epochs`."""
+    every = config.eval_every_epochs
+    return epoch == config.num_epochs or bool(every) and epoch % every == 0
+
+
 def full_batches(config: ml_collections.ConfigDict, num_train: int) -> int:
     """The full batches of `config.batch_size` in `num_train` examples: the rule that needs the data.
 

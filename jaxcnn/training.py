@@ -431,15 +431,9 @@ class Run:
         self.last_save = time.monotonic()
 
     def test_due(self, ended: Position) -> bool:
-        """Whether to score the test split after the epoch `ended`: every
-        `eval_every_epochs`, and after the last, or one that early stopping ends on."""
-        every, epoch = self.config.eval_every_epochs, ended.epochs
-        return (
-            epoch == self.config.num_epochs
-            or bool(every)
-            and epoch % every == 0
-            or self.monitor.exhausted(ended)
-        )
+        """Whether to score the test split after the epoch `ended`: as `config.test_scored`
+        says, or when early stopping ends training there."""
+        return config_lib.test_scored(self.config, ended.epochs) or self.monitor.exhausted(ended)
 
     def scores(self, state: TrainState, splits: tuple[str, ...] = ("val", "test")) -> dict:
         """Loss and accuracy on `splits` (validation, if held out, and test), every example once."""

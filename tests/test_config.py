@@ -156,3 +156,10 @@ def test_configs_load_from_any_working_directory(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "64"
+
+
+@pytest.mark.parametrize("every, scored", [(1, [1, 2, 3, 4, 5]), (2, [2, 4, 5]), (0, [5])])
+def test_the_test_split_is_scored_every_eval_every_epochs_and_after_the_last(every, scored):
+    config = with_("eval_every_epochs", every)
+    config.num_epochs = 5
+    assert [e for e in range(1, 6) if config_lib.test_scored(config, e)] == scored

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from jaxcnn import layers as L
 from jaxcnn import xla
-from jaxcnn.bench.timing import Trainee
+from jaxcnn.bench.timing import Trainee, peer_trainee
 from jaxcnn.data import chunk_size
 from jaxcnn.geometry import int_pair
 from jaxcnn.network import Layer, Node, Shape, walk
@@ -248,6 +248,4 @@ def flax_trainee(config, model: Layer, train, batch_size: int) -> Trainee:
         "batch_size": batch_size,
         "steps_per_call": chunk,
     }
-    start = time.perf_counter()
-    run(chunk)
-    return Trainee(row, run, time.perf_counter() - start, chunk, steps_per_epoch)
+    return peer_trainee(row, run, steps_per_epoch, chunk)

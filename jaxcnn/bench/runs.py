@@ -55,16 +55,14 @@ def run_config(
     Raises:
       RuntimeError: if the run fails, with the last line it printed.
     """
-    if cold:
-        fresh = [
-            f"--config.tfds_dir={workdir / 'tfds'}",
-            f"--config.compile_cache_dir={workdir / 'xla'}",
-        ]
-        overrides = [*overrides, *fresh]
+    fresh = [
+        f"--config.tfds_dir={workdir / 'tfds'}",
+        f"--config.compile_cache_dir={workdir / 'xla'}",
+    ]
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, str(TRAIN_SCRIPT), "--config", config, "--workdir", str(workdir / "run")]
-        + list(overrides),
+        + [*overrides, *(fresh if cold else [])],
         capture_output=True,
         text=True,
     )
@@ -79,7 +77,7 @@ def run_config(
     compiled = rows[-1]["programs"]["compiled"]  # by XLA, not read from the compile cache
     return {
         "config": config,
-        "overrides": [o for o in overrides if not cold or o not in fresh],
+        "overrides": list(overrides),
         "epochs": rows[-1]["epoch"],
         "test_accuracy": rows[-1]["test_accuracy"],
         "wall_s": wall,

@@ -68,11 +68,14 @@ class Trainee:
         }
 
 
-def peer_trainee(row: dict, run: Callable[[int], list[float]], steps_per_epoch: int) -> Trainee:
-    """A peer framework's run, one step a call, after its first step (timed: it may compile)."""
+def peer_trainee(
+    row: dict, run: Callable[[int], list[float]], steps_per_epoch: int, steps_per_call: int = 1
+) -> Trainee:
+    """A peer framework's run, `steps_per_call` steps a call, after its first call (timed:
+    it may compile)."""
     start = time.perf_counter()
-    run(1)
-    return Trainee(row, run, time.perf_counter() - start, 1, steps_per_epoch)
+    run(steps_per_call)
+    return Trainee(row, run, time.perf_counter() - start, steps_per_call, steps_per_epoch)
 
 
 def time_in_turns(

@@ -177,9 +177,8 @@ def main(argv: list[str] | None = None) -> None:
                 opt.step()
                 step += 1
             epoch_s = time.perf_counter() - start
-            every = config.eval_every_epochs
             scores = {}
-            if epoch == epochs or every and epoch % every == 0:  # as train.py scores
+            if config_lib.test_scored(config, epoch):  # as train.py scores
                 net.eval()
                 with torch.no_grad():
                     correct = sum(
