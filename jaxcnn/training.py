@@ -304,12 +304,12 @@ class Run:
         with self.phases("eval"):
             state = self.trainer.refresh_statistics(state, self.batches.images, orders[0])
             scores = self.scores(state, ("val",))
-        ended = Position(epochs=epoch, line=scores, best=position.best)
-        best = self.monitor.update(ended, self.step(state))
+        ended, step = Position(epochs=epoch, line=scores, best=position.best), self.step(state)
+        best = self.monitor.update(ended, step)
         if self.test_due(ended):
             with self.phases("eval"):
                 scores |= self.scores(state, ("test",))
-        line = self.epoch_line(state, position, epoch, scores, (seconds, saving))
+        line = self.epoch_line(step, position, epoch, scores, (seconds, saving))
         position = dataclasses.replace(ended, line=line)
         with self.phases("saving"):
             self.save(state, position, best)
@@ -338,10 +338,10 @@ class Run:
         return time.perf_counter() - saved
 
     def epoch_line(
-        self, state: TrainState, position: Position, epoch: int, scores: dict, times: tuple
+        self, step: int, position: Position, epoch: int, scores: dict, times: tuple
     ) -> dict:
-        """The epoch's metrics line: training's means, `scores`, and where the time went
-        (`times`: the epoch's seconds and those of its mid-epoch saves)."""
+        """The metrics line of `epoch`, ended at `step`: training's means, `scores`, and where
+        the time went (`times`: the epoch's seconds and those of its mid-epoch saves)."""
         seconds, saving = times
         means = {
             "train_loss": np.mean(np.asarray(position.losses, np.float32), axis=0),
@@ -349,7 +349,7 @@ class Run:
         }
         return {
             "epoch": epoch,
-            "step": self.step(state),
+            "step": step,
             **per_seed(self.trainer.seeds, means),
             **scores,
             "epoch_time_s": seconds,

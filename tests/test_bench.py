@@ -303,7 +303,7 @@ def test_runs_benchmark_times_whole_processes_and_the_summary_table(tmp_path, mo
     assert 0 < to_half <= first["wall_s"] and never is None
     assert (first["data"], again["data"]) == ("prepared", "found")
     # The second run compiles what the first did: every program is in the compile cache.
-    assert again["compiled"] == "none: all in the cache"
+    assert again["programs"]["compiled"] == 0 < again["programs"]["all"]
     assert f"| {config} --config.num_epochs=2 | 2 |" in (out / "runs.md").read_text()
 
     # The README's table, made from these files: the run's row, no PyTorch figures.
@@ -330,8 +330,8 @@ def test_cold_runs_prepare_their_data_and_compile_every_step(tmp_path, monkeypat
     cli.main([*args, "--out", str(out)])
     [row] = json.loads((out / "runs.json").read_text())["rows"]
     assert row["data"] == "prepared" and row["overrides"] == ["--config.num_epochs=1"]
-    count, of, total, _ = row["compiled"].split()
-    assert of == "of" and int(count) == int(total) > 1  # an empty cache holds none of them
+    count = row["programs"]["compiled"]
+    assert count == row["programs"]["all"] > 1  # an empty cache holds none of them
     assert not (tmp_path / "tfds").exists()  # the config's own folder was left alone
     expected = f"s, cold: data prepared, {count} programs compiled |"
     assert expected in summary.results_table(out)

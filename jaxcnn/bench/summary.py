@@ -124,9 +124,8 @@ def _startup(row: dict) -> str:
     if row.get("startup_s") is None:
         return "-"
     made = ["data prepared"] if row.get("data") == "prepared" else []
-    compiled = row.get("compiled", "none")
-    if not compiled.startswith("none"):
-        count = int(compiled.split()[0])
+    count = row.get("programs", {}).get("compiled", 0)
+    if count:
         made.append(f"{count} program{'s' if count > 1 else ''} compiled")
     return f"{row['startup_s']:.1f} s, " + (f"cold: {', '.join(made)}" if made else "warm")
 
