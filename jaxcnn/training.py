@@ -134,12 +134,12 @@ class Run:
         self.start_time = start_time
         self.monitor = Monitor(config.monitor, config.early_stopping_patience)
         self.input_shape = (1, *train.images.shape[1:])
-        budget = config.memory_budget_mb << 20
-        self.score_test = Scorer(trainer, test, config.eval_batch_size, budget)
-        held_out = data.Split(train.images[held.validation], train.labels[held.validation])
-        self.score_validation = None
+        scorer = lambda split: Scorer(  # noqa: E731
+            trainer, split, config.eval_batch_size, config.memory_budget_mb << 20
+        )
+        self.scorers = {"test": scorer(test)}  # and "val", the split held out for validation
         if len(held.validation):
-            self.score_validation = Scorer(trainer, held_out, config.eval_batch_size, budget)
+            self.scorers["val"] = scorer(train.subset(held.validation))
         self.lead = jax.process_index() == 0  # across hosts, one process reports and writes
         # XLA's CPU collectives block threads of the pool that queued steps need
         # too: over several CPU devices, steps run one at a time or may deadlock.
@@ -148,7 +148,7 @@ class Run:
         self.last_save = time.monotonic()  # for `checkpoint_every_minutes`
         self.owed: dict | None = None  # the epoch line whose checkpoint is being written
         self.writers = writers or data.Writers()
-        keep_best = self.score_validation is not None  # the best epoch's, beside the newest
+        keep_best = "val" in self.scorers  # the best epoch's, beside the newest
         self.checkpoints = Checkpoints(
             workdir / CHECKPOINT_DIR, config.keep_checkpoints, self.report, keep_best=keep_best
         )
@@ -217,7 +217,7 @@ class Run:
         restored = self.checkpoints.restore_latest(state, fits)
         if restored is None:
             config = self.config
-            kept = self.score_validation.split.labels.size if self.score_validation else 0
+            kept = self.scorers["val"].split.labels.size if "val" in self.scorers else 0
             held = f" ({kept} held out for validation)" if kept else ""
             self.report(
                 f"{config.model.name}: {len(self.batches.index)} training images{held}, "
@@ -437,12 +437,8 @@ class Run:
 
     def scores(self, state: TrainState, splits: tuple[str, ...] = ("val", "test")) -> dict:
         """Loss and accuracy on `splits` (validation, if held out, and test), every example once."""
-        scores = {}
-        for split, score in (("val", self.score_validation), ("test", self.score_test)):
-            if split in splits and score is not None:
-                loss_and_accuracy = score(state)
-                scores[f"{split}_loss"] = loss_and_accuracy["loss"]
-                scores[f"{split}_accuracy"] = loss_and_accuracy["accuracy"]
+        scored = [(split, self.scorers[split](state)) for split in splits if split in self.scorers]
+        scores = {f"{split}_{name}": value for split, s in scored for name, value in s.items()}
         return per_seed(self.trainer.seeds, scores)
 
     @staticmethod

@@ -359,6 +359,18 @@ def test_summary_puts_each_peer_beside_its_config(tmp_path):
     assert "| `b.py` | - | - | - | - | - | - | 300 | - | - | - |" in table
 
 
+def test_summary_names_the_machine_of_speeds_measured_apart_from_the_runs(tmp_path):
+    runs = {"device": "cpu (Intel Xeon)", "commit": "b", "date": "2026-12-04", "rows": []}
+    (tmp_path / "runs.json").write_text(json.dumps(runs))
+    train = {**runs, "rows": [{"framework": "jax", "config": "a.py", "images_per_s": 1.0}]}
+    (tmp_path / "train.json").write_text(json.dumps(train))
+    assert "measured on" not in summary.results_table(tmp_path)  # one machine, one commit
+    train |= {"device": "cpu (AMD EPYC)", "commit": "a"}
+    (tmp_path / "train.json").write_text(json.dumps(train))
+    footer = summary.results_table(tmp_path).splitlines()[-1]
+    assert "; measured on cpu (AMD EPYC) (commit a, date 2026-12-04))." in footer
+
+
 def test_summary_without_its_markers_is_one_line(tmp_path, capsys):
     readme = tmp_path / "README.md"
     readme.write_text("# no table here\n")

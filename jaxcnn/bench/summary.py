@@ -60,7 +60,7 @@ def results_table(results: Path) -> str:
         f"([runs.md](benchmarks/results/runs.md)). Training img/s side by side "
         f"with each peer's, turn by turn in one run; in brackets jaxcnn / peer, the median "
         f"of the turns' ratios and their lowest-highest "
-        f"([train.md](benchmarks/results/train.md)).",
+        f"([train.md](benchmarks/results/train.md){_elsewhere(results / 'train.json', runs)}).",
     ]
     seeds = results / f"{SEEDS_RESULT}.json"
     if seeds.is_file() and (timed := seeds_ratio(report := json.loads(seeds.read_text()))):
@@ -116,6 +116,16 @@ def training_speeds(path: Path) -> dict[str, tuple[float, Peers]]:
                 max(ratios),
             )
     return speeds
+
+
+def _elsewhere(path: Path, runs: dict) -> str:
+    """`path`'s report's device and provenance, where they are not `runs`' own: a table
+    whose columns were measured on two machines or commits says so."""
+    if not path.is_file():
+        return ""
+    report = json.loads(path.read_text())
+    made = f"{report.get('device', 'device not recorded')}{machine.made_with(report)}"
+    return "" if made == f"{runs['device']}{machine.made_with(runs)}" else f"; measured on {made}"
 
 
 def _startup(row: dict) -> str:

@@ -44,6 +44,10 @@ class Split(NamedTuple):
     images: np.ndarray  # [N, H, W, C] uint8
     labels: np.ndarray  # [N] int32
 
+    def subset(self, index: np.ndarray) -> Split:
+        """The examples at `index`, in its order."""
+        return Split(self.images[index], self.labels[index])
+
 
 @dataclasses.dataclass(frozen=True)
 class DataInfo:
