@@ -10,6 +10,7 @@ import jax
 
 from jaxcnn import cpu_kernels
 from jaxcnn.conv import conv_call, lax_conv
+from jaxcnn.errors import reverse_mode_only
 from jaxcnn.geometry import Geometry, IntPair, Padding
 from jaxcnn.params import Params
 
@@ -63,6 +64,9 @@ def choose_kernel(
     return "lax"
 
 
+@reverse_mode_only(
+    'on CPU, for forward mode use `conv2d` (in a layer or config, `impl="lax"` or `"patches"`)'
+)
 def conv2d_auto(
     params: Params,
     x: jax.Array,
@@ -93,8 +97,8 @@ def conv2d_auto(
     On GPU and TPU, `lax` with autodiff's gradients: what `conv2d` runs.
 
     Its gradients are reverse mode only (`jax.grad`, `jax.vjp`) where they
-    are written by hand (on CPU): there `jax.jvp` raises. `conv2d` supports
-    every transform. Arguments, shapes and errors as `conv2d`; `backend`
+    are written by hand (on CPU): there forward mode raises a TypeError that
+    says so. `conv2d` supports every transform. Arguments, shapes and errors as `conv2d`; `backend`
     picks the kernels for that backend (default: JAX's default backend).
 
     Non-finite inputs: the banded products multiply each patch's pixels by

@@ -15,6 +15,13 @@ Arguments of a layer function that do not fit stay `ValueError`/`TypeError`.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
+F = TypeVar("F", bound=Callable)
+JAX_FORWARD_MODE = "can't apply forward-mode autodiff (jvp) to a custom_vjp function"
+
 
 class JaxcnnError(Exception):
     """The base of every error jaxcnn raises for something a user can fix."""
@@ -41,3 +48,27 @@ class SaveError(WorkdirError, OSError):
 
 class CheckpointError(JaxcnnError):
     """Checkpoints that cannot be used by this run; nothing of them was moved or changed."""
+
+
+def reverse_mode_only(instead: str) -> Callable[[F], F]:
+    """Marks a function whose gradients are written for reverse mode (a `jax.custom_vjp`
+    within): called under forward-mode autodiff (`jax.jvp`, `jax.jacfwd`, `jax.hessian`), it
+    raises one TypeError that names it and says what to use `instead`, where JAX's own
+    message names neither. Inside a `jax.jit` that forward mode traces, JAX's stays."""
+
+    def mark(fn: F) -> F:
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            try:
+                return fn(*args, **kwargs)
+            except TypeError as e:
+                if JAX_FORWARD_MODE not in str(e):
+                    raise
+                raise TypeError(
+                    f"`{fn.__name__}` has gradients for reverse mode only (jax.grad, jax.vjp), "
+                    f"not forward mode (jax.jvp, jax.jacfwd, jax.hessian): {instead}"
+                ) from None
+
+        return call  # type: ignore[return-value]
+
+    return mark

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 from jaxcnn.auto import BANDED_MAX_CHANNELS, conv2d_auto
 from jaxcnn.conv import conv_call
 from jaxcnn.cpu_kernels import patch_product
+from jaxcnn.errors import reverse_mode_only
 from jaxcnn.geometry import IntPair, Padding, PadPairs, window_geometry
 from jaxcnn.norm import channel_sum
 from jaxcnn.parallel import reshape_examples
@@ -84,6 +85,9 @@ def conv2d_max_pool(
     return call.finish(y, add_bias=add_bias_per_example if on_cpu else jnp.add)
 
 
+@reverse_mode_only(
+    'on CPU, for forward mode use `conv2d` and `avg_pool2d` (in a layer or config, `impl="lax"`)'
+)
 def conv2d_avg_pool(
     params: Params,
     x: jax.Array,

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 
+from jaxcnn.errors import reverse_mode_only
 from jaxcnn.init import positive_int
 from jaxcnn.parallel import reshape_examples
 
@@ -38,6 +39,9 @@ def init_batch_norm(
     return params, state
 
 
+@reverse_mode_only(
+    "with `training=True` (the batch's statistics); `training=False` takes every transform"
+)
 def batch_norm(
     params: BatchNormParams,
     state: BatchNormState,

@@ -137,3 +137,23 @@ def test_fused_conv_pool_off_the_cpu_is_conv_then_pool():
         fused = functools.partial(jaxcnn.conv2d_max_pool, window=2, padding=1, backend=backend)
         np.testing.assert_allclose(fused(params, x), expected, rtol=1e-5, atol=1e-5)
         assert conv_primitives(fused, params, x) == (0 if backend == "cpu" else 1)
+
+
+@pytest.mark.parametrize("in_channels", [2, 32])  # tap sums; lax with NHWC gradients
+def test_forward_mode_on_cpu_is_one_error_naming_what_takes_it(in_channels):
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.standard_normal((2, 6, 6, in_channels)), jnp.float32)
+    tangent = jnp.asarray(rng.standard_normal(x.shape), jnp.float32)
+    params = {"kernel": jnp.asarray(rng.standard_normal((3, 3, in_channels, 4)), jnp.float32)}
+    auto = functools.partial(jaxcnn.conv2d_auto, params, padding=1, backend="cpu")
+    with pytest.raises(TypeError, match=r"^`conv2d_auto` has gradients for reverse mode only.*"):
+        jax.jvp(auto, (x,), (tangent,))
+    with pytest.raises(TypeError, match=r'impl="lax"'):
+        jax.jacfwd(auto)(x)
+    # What it names takes forward mode: a conv is linear in its input, so the derivative
+    # along `tangent` is the conv of `tangent`.
+    y, derivative = jax.jvp(functools.partial(jaxcnn.conv2d, params, padding=1), (x,), (tangent,))
+    pads = ((1, 1), (1, 1))
+    np.testing.assert_allclose(y, reference.conv2d(x, params["kernel"], padding=pads), atol=1e-4)
+    expected = reference.conv2d(tangent, params["kernel"], padding=pads)
+    np.testing.assert_allclose(derivative, expected, rtol=1e-4, atol=1e-4)

@@ -156,3 +156,20 @@ def test_bad_arguments_name_themselves(args, match):
         )
     with pytest.raises(ValueError, match="`num_features` must be a positive int, got 0"):
         jaxcnn.init_batch_norm(0)
+
+
+def test_forward_mode_takes_running_statistics_and_names_them_when_training():
+    x, params = random_inputs((4, 3, 3, 2), seed=5)
+    _, state = jaxcnn.init_batch_norm(2)
+    state = {"mean": jnp.array([0.5, -1.0]), "var": jnp.array([2.0, 0.25])}
+    tangent = np.ones_like(x)
+
+    def normalised(x, training):
+        return jaxcnn.batch_norm(params, state, x, training=training)[0]
+
+    with pytest.raises(TypeError, match=r"^`batch_norm` has .* reverse mode only.*training=False"):
+        jax.jvp(functools.partial(normalised, training=True), (x,), (tangent,))
+    # With the running statistics, y is affine in x: its derivative along ones is scale / std.
+    _, derivative = jax.jvp(functools.partial(normalised, training=False), (x,), (tangent,))
+    expected = params["scale"] / np.sqrt(np.array([2.0, 0.25]) + 1e-5)
+    np.testing.assert_allclose(derivative, np.broadcast_to(expected, x.shape), rtol=1e-5)
