@@ -66,7 +66,7 @@ def results(work: Path) -> dict:
         row = runs["rows"][0]
         out["lenet_run"] = {
             key: row.get(key)
-            for key in ("test_accuracy", "wall_s", "startup_s", "target", "time_to_target_s")
+            for key in ("test_accuracy", "wall_s", "startup_s", "targets", "time_to_targets_s")
         }
     conv = read_json(work / "conv" / "conv.json")
     if conv and conv.get("results"):

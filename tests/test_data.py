@@ -92,6 +92,24 @@ def test_records_that_cannot_be_written_are_reported_and_prepared_again(tmp_path
     assert len(list((tmp_path / "tfds").rglob("classes.json"))) == 1
 
 
+def test_without_tfds_a_load_trains_from_memory_and_says_so(tmp_path, monkeypatch):
+    # Accelerator images carry JAX but not TensorFlow Datasets: the arrays still load.
+    source = synthetic.write_dataset(tmp_path / "idx", n_train=64, n_test=16)
+    monkeypatch.setitem(sys.modules, "jaxcnn.data.builder", None)  # import raises ImportError
+    monkeypatch.delattr(data, "builder", raising=False)  # as if never imported
+    writers = data.Writers()
+    train, test, _ = data.load(config_for(tmp_path, source), writers)
+    images, labels = synthetic.make_images(64, seed=0)
+    assert multiset(train.images[..., 0], train.labels) == multiset(images, labels)
+    assert test.images.shape == (16, 16, 16, 1)
+    [failure] = writers.wait()
+    assert str(source) in failure and "could not write its prepared copy" in failure
+    assert not list((tmp_path / "tfds").rglob("classes.json"))  # nothing taken for prepared
+    monkeypatch.undo()
+    data.load(config_for(tmp_path, source), writers)  # the lock was released
+    assert writers.wait() == []
+
+
 def test_a_prepared_dataset_loads_without_importing_tfds(tmp_path):
     source = synthetic.write_dataset(tmp_path / "idx", n_train=64, n_test=16)
     config = config_for(tmp_path, source)

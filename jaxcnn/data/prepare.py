@@ -142,8 +142,14 @@ def prepared(
             except BaseException:
                 lock.release()
                 raise
-            from jaxcnn.data import builder  # noqa: F401  (here, not on the thread: see builder)
-
+            try:  # here, not on the thread: see builder
+                from jaxcnn.data import builder  # noqa: F401
+            except ImportError as e:  # an accelerator image without TFDS: train from memory
+                lock.release()
+                writers.failures.append(
+                    f"{source.path}: could not write its prepared copy in {root} ({e})"
+                )
+                return Prepared(splits, classes, digest)
             writer = threading.Thread(
                 target=_write_prepared,
                 args=(lock, source, splits, classes, digest, root, folder, writers.failures),
