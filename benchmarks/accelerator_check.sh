@@ -125,8 +125,12 @@ if [[ $platform == cpu ]]; then
 else
   tests="tests/test_conv.py tests/test_fused.py tests/test_pool.py tests/test_norm.py tests/test_layers.py tests/test_auto.py tests/test_augment.py tests/test_models.py tests/test_precision.py tests/test_training.py"
 fi
-# pytest-xdist may be missing there: the project's addopts (which ask for it) are replaced.
-step tests 200 $py -m pytest -q -o addopts="-p no:cacheprovider" $tests
+# The project's addopts (which ask for pytest-xdist) are replaced: it may be missing there. Where
+# it is, eight processes share the accelerator, since compiling the tests' programs is the CPU's
+# work (one process alone finishes about half of them in the step's time on an H200).
+workers=()
+[[ $platform != cpu ]] && $py -c "import xdist" 2>/dev/null && workers=(-n 8)
+step tests 200 $py -m pytest -q -o addopts="-p no:cacheprovider" "${workers[@]}" $tests
 
 bench="$py -m jaxcnn.bench train --steps 40 $sets"
 step lenet_128 60 $bench --configs configs/lenet.py --batch-size 128 --out "$work/lenet_128"

@@ -232,6 +232,7 @@ def conv_layouts(fn, *args):
     return list(walk(jax.make_jaxpr(fn)(*args).jaxpr))
 
 
+@cpu_only
 def test_auto_gradient_convs_are_nhwc():
     # XLA's CPU compiler makes other layouts fast only outside loops
     # (jax-ml/jax#12868), and train.py scans its steps.
