@@ -130,7 +130,7 @@ fi
 # work (one process alone finishes about half of them in the step's time on an H200).
 workers=()
 [[ $platform != cpu ]] && $py -c "import xdist" 2>/dev/null && workers=(-n 8)
-step tests 200 $py -m pytest -q -o addopts="-p no:cacheprovider" "${workers[@]}" $tests
+step tests 200 $py -m pytest -q -o addopts="-p no:cacheprovider -p no:benchmark" "${workers[@]}" $tests
 
 bench="$py -m jaxcnn.bench train --steps 40 $sets"
 step lenet_128 60 $bench --configs configs/lenet.py --batch-size 128 --out "$work/lenet_128"
