@@ -161,8 +161,7 @@ def test_summary_lists_branches_parameters_state_and_flops():
         "0",
         "1,900",
         "auto:",
-        "tap",
-        "sums",
+        *(["tap", "sums"] if jax.default_backend() == "cpu" else ["lax", "conv"]),  # its plan
     ]
     # inception.a: 1x1 conv 4 -> 2: 25 pixels x 2 outputs x 4 inputs x 2 + 50 bias adds.
     assert "450" in rows["inception.a"].split() and "lax" in rows["inception.a"]
