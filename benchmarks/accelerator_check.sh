@@ -73,7 +73,10 @@ export JAX_PLATFORMS=$platform JAXCNN_TEST_PLATFORM=$platform XLA_PYTHON_CLIENT_
 $py - "$out/machine.json" "$platform" <<'PY' || { log "JAX cannot start on $platform"; exit 2; }
 import json, platform, subprocess, sys, time
 import jax
-commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+def git(*args):
+    return subprocess.run(["git", *args], capture_output=True, text=True).stdout.strip()
+# "+": the tree differs from the commit (a copied checkout whose .git lags behind, say).
+commit = git("rev-parse", "--short", "HEAD") + ("+" if git("status", "--porcelain", "-uno") else "")
 device = jax.devices()[0]
 json.dump({
     "platform": sys.argv[2], "device_kind": device.device_kind, "devices": jax.device_count(),

@@ -26,21 +26,13 @@ from tqdm import tqdm
 
 from jaxcnn import config as config_lib
 from jaxcnn import data, parallel, transfer
+from jaxcnn import metrics as metrics_lib
 from jaxcnn import workdir as workdir_lib
 from jaxcnn.batch_source import BatchSource
 from jaxcnn.checkpoint import Checkpoints
 from jaxcnn.data.holdout import Holdout, holdout
 from jaxcnn.errors import JaxcnnError, SaveError
 from jaxcnn.evaluation import Scorer
-from jaxcnn.metrics import (
-    CURVES_FILE,
-    METRICS_FILE,
-    append_metrics,
-    console_line,
-    per_seed,
-    plot_curves,
-    reconcile,
-)
 from jaxcnn.monitor import Monitor
 from jaxcnn.phases import Phases
 from jaxcnn.position import Position, check_record, fingerprint
@@ -144,7 +136,7 @@ class Run:
         # XLA's CPU collectives block threads of the pool that queued steps need
         # too: over several CPU devices, steps run one at a time or may deadlock.
         self.one_at_a_time = trainer.mesh.size > 1 and jax.default_backend() == "cpu"
-        self.metrics_path = workdir / METRICS_FILE
+        self.metrics_path = workdir / metrics_lib.METRICS_FILE
         self.last_save = time.monotonic()  # for `checkpoint_every_minutes`
         self.owed: dict | None = None  # the epoch line whose checkpoint is being written
         self.writers = writers or data.Writers()
@@ -194,7 +186,8 @@ class Run:
             if self.monitor.exhausted(position):
                 self.report(self.monitor.stop_line(position))
                 break
-            state, position = self.run_epoch(state, position, epoch, stops)
+            state, times = self.train_epoch(state, position, epoch, stops)
+            state, position = self.end_epoch(state, position, epoch, stops, times)
             last = position.line
         with self.phases("saving"):
             self.write_owed(wait=True)
@@ -207,7 +200,7 @@ class Run:
             )
         if self.lead and self.metrics_path.exists():
             with self.phases("saving"):
-                plot_curves(self.metrics_path, self.workdir / CURVES_FILE)
+                metrics_lib.plot_curves(self.metrics_path, self.workdir / metrics_lib.CURVES_FILE)
         return last
 
     def resume(self, state: TrainState) -> tuple[TrainState, Position]:
@@ -248,14 +241,15 @@ class Run:
         if not self.lead:
             return
         try:
-            reconcile(self.metrics_path, epochs, owed)
+            metrics_lib.reconcile(self.metrics_path, epochs, owed)
         except OSError as e:
             raise SaveError(f"could not write {self.metrics_path} ({e.strerror or e})") from None
 
-    def run_epoch(
+    def train_epoch(
         self, state: TrainState, position: Position, epoch: int, stops: StopRequests
-    ) -> tuple[TrainState, Position]:
-        """Trains the rest of `epoch` from `position`, then evaluates and saves a checkpoint.
+    ) -> tuple[TrainState, tuple[float, float]]:
+        """Trains the rest of `epoch` from `position` (saving when due, stopping when asked);
+        the state, and the epoch's seconds and those of its mid-epoch saves.
 
         The metrics of each call are read back one call late, so that the devices
         need not wait for the host.
@@ -303,20 +297,27 @@ class Run:
         seconds = time.perf_counter() - start
         with self.phases("eval"):
             state = self.trainer.refresh_statistics(state, self.batches.images, orders[0])
+        return state, (seconds, saving)
+
+    def end_epoch(
+        self, state: TrainState, position: Position, epoch: int, stops: StopRequests, times: tuple
+    ) -> tuple[TrainState, Position]:
+        """Scores `epoch`, saves its checkpoint and metrics line, and stops if asked."""
+        with self.phases("eval"):
             scores = self.scores(state, ("val",))
         ended, step = Position(epochs=epoch, line=scores, best=position.best), self.step(state)
         best = self.monitor.update(ended, step)
         if self.test_due(ended):
             with self.phases("eval"):
                 scores |= self.scores(state, ("test",))
-        line = self.epoch_line(step, position, epoch, scores, (seconds, saving))
+        line = self.epoch_line(step, position, epoch, scores, times)
         position = dataclasses.replace(ended, line=line)
         with self.phases("saving"):
             self.save(state, position, best)
         # Written once its checkpoint is (a line without one would be trained again): the
         # devices train on meanwhile.
         self.owed = line
-        self.report(console_line(line))
+        self.report(metrics_lib.console_line(line))
         if parallel.any_process(stops.requested)[0]:
             stops.join()
             with self.phases("saving"):
@@ -350,7 +351,7 @@ class Run:
         return {
             "epoch": epoch,
             "step": step,
-            **per_seed(self.trainer.seeds, means),
+            **metrics_lib.per_seed(self.trainer.seeds, means),
             **scores,
             "epoch_time_s": seconds,
             "images_per_s": self.steps_per_epoch * self.config.batch_size / (seconds - saving),
@@ -416,7 +417,7 @@ class Run:
             self.checkpoints.check()
         if self.lead:
             try:
-                append_metrics(self.metrics_path, line)
+                metrics_lib.append_metrics(self.metrics_path, line)
             except OSError as e:
                 raise SaveError(
                     f"could not write {self.metrics_path} ({e.strerror or e}); it is as it was, "
@@ -439,7 +440,7 @@ class Run:
         """Loss and accuracy on `splits` (validation, if held out, and test), every example once."""
         scored = [(split, self.scorers[split](state)) for split in splits if split in self.scorers]
         scores = {f"{split}_{name}": value for split, s in scored for name, value in s.items()}
-        return per_seed(self.trainer.seeds, scores)
+        return metrics_lib.per_seed(self.trainer.seeds, scores)
 
     @staticmethod
     def step(state: TrainState) -> int:

@@ -388,8 +388,10 @@ def test_flax_peer_trains_beside_jaxcnn(tmp_path):
     jax_row, flax_row = json.loads((out / "train.json").read_text())["rows"]
     assert flax_row["framework"].startswith("flax ") and flax_row["framework"].endswith(" linen")
     assert flax_row["jax_speedup"] > 0 and flax_row["images_per_s"] > 0
-    # Scanned as train.py runs jaxcnn's steps: the config's steps to a call.
-    assert flax_row["steps_per_call"] == jax_row["steps_per_call"] == 12
+    # The tests' CPU: one step a call, as scanned autodiff convs are slow there (jax#12868);
+    # elsewhere scanned as train.py runs jaxcnn's steps, the config's steps to a call.
+    cpu = jax.default_backend() == "cpu"
+    assert jax_row["steps_per_call"] == 12 and flax_row["steps_per_call"] == (1 if cpu else 12)
 
 
 def test_a_failed_run_is_named_by_its_exception_not_by_jax_s_note():

@@ -4,7 +4,8 @@ Flax is no dependency of jaxcnn: this imports it when called, and the
 benchmark's `--flax` flag says so in one line where it is missing. The twin is
 written as a Flax user would write it: `flax.linen` modules (`nn.Conv`,
 `nn.max_pool`, `nn.Dense`, `nn.BatchNorm`), the config's steps per call
-scanned in one jitted call, the same optax optimizer and compiler options.
+scanned in one jitted call off the CPU (one step a call on it), the same optax
+optimizer and compiler options.
 """
 
 from __future__ import annotations
@@ -171,10 +172,12 @@ def flax_trainee(config, model: Layer, train, batch_size: int) -> Trainee:
     """`model` built and trained by Flax on the same images, as `config` trains it:
     its optimizer (`build_optimizer`), label smoothing, a permutation of the images.
 
-    Written as a Flax user at their best would: `config.steps_per_call` steps
-    to a jitted call, scanned (`jax.lax.scan`), with the config's CPU compiler
-    options, as `train.py` runs jaxcnn's, so that the ratio measures the
-    layers and not the loop around them.
+    Written as a Flax user at their best would, with the config's CPU compiler
+    options: off the CPU, `config.steps_per_call` steps to a jitted call, scanned
+    (`jax.lax.scan`) as `train.py` runs jaxcnn's; on the CPU one step a call, as
+    Flax's examples do, since XLA's CPU convs with autodiff's gradients run 4-40x
+    slower inside a loop (jax-ml/jax#12868; docs/performance.md). So the ratio
+    measures the layers, not the loop around them.
     """
     import flax
 
@@ -184,6 +187,8 @@ def flax_trainee(config, model: Layer, train, batch_size: int) -> Trainee:
     labels = jnp.asarray(np.asarray(train.labels))
     steps_per_epoch = len(images) // batch_size
     chunk = chunk_size(steps_per_epoch, config.steps_per_call)  # as train.py runs it
+    if jax.default_backend() == "cpu":
+        chunk = 1  # no loop: see above
     variables = net.init(jax.random.key(0), jnp.zeros(shape, jnp.float32), train=False)
     params, stats = variables["params"], variables.get("batch_stats", {})
     optimizer = build_optimizer(config, steps_per_epoch)
@@ -217,6 +222,9 @@ def flax_trainee(config, model: Layer, train, batch_size: int) -> Trainee:
 
     @functools.partial(jax.jit, donate_argnums=0, compiler_options=options or None)
     def steps(carry, index, keys):
+        if chunk == 1:
+            carry, loss = step(carry, (index[0], keys[0]))
+            return carry, loss[None]
         return jax.lax.scan(step, carry, (index, keys))
 
     order = np.asarray(jax.random.permutation(jax.random.key(1), len(images)))

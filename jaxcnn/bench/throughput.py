@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -63,6 +64,7 @@ def bench_training(
     """
     rows = []
     for path, config in configs.items():
+        began = time.perf_counter()
         config.batch_size = batch_size
         config.augment = ""  # the same work as PyTorch's peer, which does not augment
         train, _, info = data.load(config)  # once for all device counts
@@ -84,6 +86,9 @@ def bench_training(
         for i in range(len(trainees), len(config_rows)):  # each peer against jaxcnn's first
             config_rows[i]["jax_speedup"] = paired_speedup(turn_s[0], turn_s[i])
         rows.extend(config_rows)
+        timed = ", ".join(f"{r['framework']} {r['images_per_s']:,.0f}" for r in config_rows)
+        # A long benchmark says how far it has come (on stderr: stdout is the report).
+        print(f"{path}: {timed} img/s ({time.perf_counter() - began:.0f} s)", file=sys.stderr)
     report = {**provenance(), "overrides": list(overrides), "rows": rows}
     name = SEEDS_RESULT if seeds else RESULT
     out.mkdir(parents=True, exist_ok=True)
