@@ -229,31 +229,40 @@ class Checkpoints:
             arrays do not fit `target`, or it cannot be reached; for a
             reader, if none is intact.
         """
-        damaged = []
+        damaged: list[int] = []
         # Every process of a job tries the steps process 0 sees and takes the same outcome:
-        # a checkpoint one of them cannot use is set aside, or refused, for all.
-        steps = self.steps()
-        if first in steps:
-            steps = [first] + [s for s in steps if s != first]
-        for step in parallel.from_process_0(steps):
-            restored, why, error = None, None, None
-            try:
-                restored = self.restore(step, target, check_record)
-            except Damaged as e:
-                why = str(e)
-            except CheckpointError as e:
-                error = e
-            any_damaged, any_error = parallel.any_process(why is not None, error is not None)
-            if any_error:
-                raise error or CheckpointError(
-                    f"checkpoint {step} in {self.directory} cannot be used by another process "
-                    "of the job; its own message says why"
-                )
-            if any_damaged:
-                if self._set_aside(step, why or "another process of the job cannot read it"):
-                    damaged.append(step)
-                continue
-            return restored
+        # a checkpoint one of them cannot use is set aside, or refused, for all. A reader
+        # beside a training that saves often lists again if all it listed were removed.
+        for attempt in range(READ_ATTEMPTS):
+            if attempt:  # orbax keeps the steps it listed: list them again
+                with _quiet(), contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                    self.manager.reload()
+            steps, vanished = [s for s in self.steps() if s not in damaged], False
+            if first in steps:
+                steps = [first] + [s for s in steps if s != first]
+            for step in parallel.from_process_0(steps):
+                restored, why, error = None, None, None
+                try:
+                    restored = self.restore(step, target, check_record)
+                except Damaged as e:
+                    why = str(e)
+                except CheckpointError as e:
+                    error = e
+                any_damaged, any_error = parallel.any_process(why is not None, error is not None)
+                if any_error:
+                    raise error or CheckpointError(
+                        f"checkpoint {step} in {self.directory} cannot be used by another process "
+                        "of the job; its own message says why"
+                    )
+                if any_damaged:
+                    if self._set_aside(step, why or "another process of the job cannot read it"):
+                        damaged.append(step)
+                    else:  # removed by the training that owns it, meanwhile
+                        vanished = True
+                    continue
+                return restored
+            if not vanished:
+                break
         if damaged and self.read_only:
             raise CheckpointError(
                 f"no intact checkpoint in {self.directory}: "
