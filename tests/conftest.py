@@ -11,10 +11,11 @@ from jaxcnn import xla
 
 sys.path.insert(0, str(Path(__file__).parent))
 # The CPU, unless the accelerator check (benchmarks/accelerator_check.sh) asks for another.
-jax.config.update("jax_platforms", os.environ.get("JAXCNN_TEST_PLATFORM", "cpu"))
+PLATFORM = os.environ.get("JAXCNN_TEST_PLATFORM", "cpu")
+jax.config.update("jax_platforms", PLATFORM)
 # GPUs multiply float32 in TF32 by default (about 1e-3 relative): the tests check the math
 # against float64 NumPy at float32's tolerances, so they ask for full float32 products.
-if os.environ.get("JAXCNN_TEST_PLATFORM", "cpu") != "cpu":
+if PLATFORM != "cpu":
     jax.config.update("jax_default_matmul_precision", "highest")
 # Two CPU devices, so training runs data parallel in the tests (num_devices=0: all).
 jax.config.update("jax_num_cpu_devices", 2)

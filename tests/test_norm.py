@@ -84,7 +84,6 @@ def test_pytorch_momentum_is_one_minus_ours():
 @pytest.mark.parametrize("training", [True, False])
 def test_gradients_match_finite_differences(training):
     x, params = random_inputs((3, 2, 2, 2), seed=1)
-    _, state = jaxcnn.init_batch_norm(2)
     state = {"mean": jnp.asarray([0.5, -0.2]), "var": jnp.asarray([1.5, 0.7])}
     x, params = jax.tree.map(lambda a: a.astype(np.float64), (x, params))
     with jax.enable_x64():
@@ -160,7 +159,6 @@ def test_bad_arguments_name_themselves(args, match):
 
 def test_forward_mode_takes_running_statistics_and_names_them_when_training():
     x, params = random_inputs((4, 3, 3, 2), seed=5)
-    _, state = jaxcnn.init_batch_norm(2)
     state = {"mean": jnp.array([0.5, -1.0]), "var": jnp.array([2.0, 0.25])}
     tangent = np.ones_like(x)
 

@@ -146,9 +146,7 @@ def prepared(
                 from jaxcnn.data import builder  # noqa: F401
             except ImportError as e:  # an accelerator image without TFDS: train from memory
                 lock.release()
-                writers.failures.append(
-                    f"{source.path}: could not write its prepared copy in {root} ({e})"
-                )
+                writers.failures.append(not_written(source, root, e))
                 return Prepared(splits, classes, digest)
             writer = threading.Thread(
                 target=_write_prepared,
@@ -194,9 +192,14 @@ def _write_prepared(
         write_atomically(folder / DIGEST_FILE, json.dumps(digest).encode(), sync=False)
         write_atomically(folder / CLASSES_FILE, json.dumps(classes).encode(), sync=False)
     except Exception as e:
-        failures.append(f"{source.path}: could not write its prepared copy in {root} ({e})")
+        failures.append(not_written(source, root, e))
     finally:
         lock.release()
+
+
+def not_written(source: Source, root: Path, error: Exception) -> str:
+    """The line `Writers.wait` gives for a prepared copy that could not be written."""
+    return f"{source.path}: could not write its prepared copy in {root} ({error})"
 
 
 def catalog(dataset: str, tfds_dir: str) -> Prepared:
