@@ -20,7 +20,7 @@ from absl import logging
 
 from jaxcnn import malloc
 from jaxcnn.errors import JaxcnnError
-from jaxcnn.predict import Predictor, add_checkpoint_flag, image_paths
+from jaxcnn.train.predict import Predictor, add_checkpoint_flag, image_paths
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,7 @@ the same --workdir resumes from its latest intact checkpoint. Anything a user
 can get wrong (a flag, a config value, the data, the workdir) is one line on
 stderr and exit status 1, before any data loads where the data is not the
 problem. SIGTERM and Ctrl-C save a checkpoint and exit 143 and 130; a
-diverging loss exits 3 (`jaxcnn.stop`).
+diverging loss exits 3 (`jaxcnn.train.stop`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from jaxcnn import config as config_lib
-from jaxcnn import malloc, parallel, training, xla
+from jaxcnn import malloc, parallel, xla
 from jaxcnn.errors import JaxcnnError
-from jaxcnn.stop import EXIT_SIGINT, Diverged, Stopped
+from jaxcnn.train import config as config_lib
+from jaxcnn.train import loop
+from jaxcnn.train.stop import EXIT_SIGINT, Diverged, Stopped
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -124,7 +125,7 @@ def main(argv: list[str]) -> None:
     malloc.retain_freed_memory_on_cpu()
     code = 0
     try:
-        training.train_and_evaluate(config, FLAGS.workdir, started=STARTED)
+        loop.train_and_evaluate(config, FLAGS.workdir, started=STARTED)
     except JaxcnnError as e:
         print(f"train.py: {e}", file=sys.stderr)
         code = 1

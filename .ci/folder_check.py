@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from jaxcnn import config as config_lib
 from jaxcnn import data
 from jaxcnn.data.sources import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, idx_path, read_idx
+from jaxcnn.train import config as config_lib
 
 TRAIN, TEST, EPOCHS = 10_000, 2_000, 3
 

@@ -8,8 +8,8 @@ project's 2-core CPU is in the README's table.
 
 import ml_collections
 
-from jaxcnn import config as config_lib
 from jaxcnn import xla
+from jaxcnn.train import config as config_lib
 
 
 def get_config() -> ml_collections.ConfigDict:

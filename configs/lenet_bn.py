@@ -8,7 +8,7 @@ it reaches here, and in how long, is in the README's table of models.
 
 import ml_collections
 
-from jaxcnn import config as config_lib
+from jaxcnn.train import config as config_lib
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -9,8 +9,8 @@ kernels: its YNNPACK fusions ran convolutions of 16-64 channels slower here
 
 import ml_collections
 
-from jaxcnn import config as config_lib
 from jaxcnn import xla
+from jaxcnn.train import config as config_lib
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 
 from jaxcnn.errors import JaxcnnError, WorkdirError
 from jaxcnn.files import write_atomically
-from jaxcnn.predict import Predictor, add_checkpoint_flag
+from jaxcnn.train.predict import Predictor, add_checkpoint_flag
 
 MODEL_FILE = "model.jax"
 META_FILE = "model.json"

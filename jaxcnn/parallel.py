@@ -76,7 +76,7 @@ def examples_sharding(x: jax.Array) -> str | tuple[str, ...] | None:
 
     Under `jax.make_mesh`'s default Explicit axes, arrays carry their sharding
     in their type and some layers must pass it on (`reshape_examples`,
-    `jaxcnn.conv`); with Auto axes, as `data_mesh` makes, or none, this is None.
+    `jaxcnn.nn.conv`); with Auto axes, as `data_mesh` makes, or none, this is None.
     """
     return (*jax.typeof(x).sharding.spec, None)[0]
 

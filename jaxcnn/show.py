@@ -30,9 +30,9 @@ from matplotlib.figure import Figure
 
 from jaxcnn import data
 from jaxcnn.errors import ConfigError, JaxcnnError, WorkdirError
-from jaxcnn.layers import Concat, ConvLayer, Layer, PoolLayer, Residual, Sequential
-from jaxcnn.metrics import METRICS_FILE, plot_curves
-from jaxcnn.predict import Predictor, add_checkpoint_flag
+from jaxcnn.nn.layers import Concat, ConvLayer, Layer, PoolLayer, Residual, Sequential
+from jaxcnn.train.metrics import METRICS_FILE, plot_curves
+from jaxcnn.train.predict import Predictor, add_checkpoint_flag
 
 FEATURE_LAYERS = (ConvLayer, PoolLayer, Residual, Concat)  # whose outputs are pictured
 MISTAKES = 16  # cells of the misclassified-images grid

@@ -1,4 +1,5 @@
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -23,8 +24,16 @@ jax.config.update("jax_num_cpu_devices", 2)
 # (synthetic.config_flags passes it on): each training step compiles once.
 # Only slow compiles are kept: the layer tests' thousands of small programs
 # would make every new entry slow to add.
-os.environ.setdefault("JAXCNN_TEST_COMPILE_CACHE", tempfile.mkdtemp(prefix="jaxcnn-tests-xla-"))
+# xdist's workers inherit the folder the controller made; the controller removes it at the end.
+OWN_CACHE = "JAXCNN_TEST_COMPILE_CACHE" not in os.environ
+if OWN_CACHE:
+    os.environ["JAXCNN_TEST_COMPILE_CACHE"] = tempfile.mkdtemp(prefix="jaxcnn-tests-xla-")
 xla.use_compilation_cache(os.environ["JAXCNN_TEST_COMPILE_CACHE"], min_compile_secs=0.5)
+
+
+def pytest_sessionfinish(session):
+    if OWN_CACHE and not hasattr(session.config, "workerinput"):
+        shutil.rmtree(os.environ["JAXCNN_TEST_COMPILE_CACHE"], ignore_errors=True)
 
 
 # CI draws the same examples every run, so that a landing never depends on the draw; a

@@ -4,7 +4,7 @@ import numpy as np
 
 
 def pad_pairs_for(padding, in_hw, extent, stride):
-    """The padding rules restated independently of jaxcnn.geometry."""
+    """The padding rules restated independently of jaxcnn.nn.geometry."""
     if padding == "VALID":
         return ((0, 0), (0, 0))
     if padding == "SAME":

@@ -6,7 +6,7 @@ import pytest
 from backends import two_devices
 
 from jaxcnn import parallel
-from jaxcnn.augment import augment, augment_and_mix, parse
+from jaxcnn.train.augment import augment, augment_and_mix, parse
 
 
 def images(n=16, h=8, w=8, c=2, seed=0):
@@ -141,7 +141,7 @@ def test_cutmix_pastes_one_box_of_the_partner_and_weighs_the_label_by_the_area_k
 def test_mixed_targets_sum_to_one_and_give_the_loss_by_hand():
     from types import SimpleNamespace
 
-    from jaxcnn.trainer import Trainer
+    from jaxcnn.train.trainer import Trainer
 
     logits = np.random.default_rng(0).standard_normal((4, 3)).astype(np.float32)
     config = SimpleNamespace(label_smoothing=0.1)

@@ -9,14 +9,14 @@ import pytest
 import reference
 
 import jaxcnn
-from jaxcnn.auto import (
+from jaxcnn.nn.auto import (
     BANDED_MAX_CHANNELS,
     BANDED_MAX_PATCH_BYTES,
     TAP_SUM_MAX_CHANNELS,
     choose_kernel,
 )
-from jaxcnn.cpu_kernels import banded_patch_bytes
-from jaxcnn.geometry import window_geometry
+from jaxcnn.nn.cpu_kernels import banded_patch_bytes
+from jaxcnn.nn.geometry import window_geometry
 
 
 def layer(group_in, groups=1, *, batch=2, size=8):

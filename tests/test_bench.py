@@ -289,6 +289,8 @@ def test_device_name_says_cpu_model_cores_and_xla_devices():
 
 
 def test_runs_benchmark_times_whole_processes_and_the_summary_table(tmp_path, monkeypatch):
+    # A compile cache of its own: no other test's process holds its lock while the second run reads.
+    monkeypatch.setenv("JAXCNN_TEST_COMPILE_CACHE", str(tmp_path / "xla"))
     config = tiny_config(tmp_path)
     out = tmp_path / "out"
     monkeypatch.chdir(CONFIGS.parent)  # runs the repository's train.py

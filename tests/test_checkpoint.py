@@ -9,10 +9,11 @@ import orbax.checkpoint as ocp
 import pytest
 from synthetic import small_config
 
-from jaxcnn import files, training
-from jaxcnn.checkpoint import DAMAGED_DIR, Checkpoints
+from jaxcnn import files
 from jaxcnn.errors import CheckpointError, SaveError
-from jaxcnn.metrics import read_metrics
+from jaxcnn.train import loop
+from jaxcnn.train.checkpoint import DAMAGED_DIR, Checkpoints
+from jaxcnn.train.metrics import read_metrics
 
 # A damaged checkpoint's failed read leaves orbax coroutines never awaited; they are
 # collected later, during this file's next tests, and report as unraisable exceptions.
@@ -45,7 +46,7 @@ def without_times(rows: list[dict]) -> list[dict]:
 def trained(dataset, tmp_path_factory):
     """Two epochs of the small config, a checkpoint every call: steps 12, 24, 36, 48, newest 3 kept."""
     workdir = tmp_path_factory.mktemp("trained")
-    training.train_and_evaluate(small_config(dataset, **EVERY_CALL), workdir)
+    loop.train_and_evaluate(small_config(dataset, **EVERY_CALL), workdir)
     return workdir
 
 
@@ -69,7 +70,7 @@ def test_resume_from_mid_epoch_is_bit_identical(dataset, trained, tmp_path):
     shutil.rmtree(run / "checkpoints" / "48")
     rows = read_metrics(run / "metrics.jsonl")
     (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text().splitlines()[0] + "\n")
-    training.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
+    loop.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
     assert record(run, 48)["digest"] == record(trained, 48)["digest"]  # the same parameters
     assert without_times(read_metrics(run / "metrics.jsonl")) == without_times(rows)
 
@@ -79,7 +80,7 @@ def test_the_line_a_checkpoint_owes_is_written_once(dataset, trained, tmp_path):
     # As if killed between saving epoch 2's checkpoint and writing its line.
     lines = (run / "metrics.jsonl").read_text().splitlines()
     (run / "metrics.jsonl").write_text(lines[0] + "\n" + lines[1][:20])  # and the line cut short
-    final = training.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
+    final = loop.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
     assert final["epoch"] == 2  # nothing left to train
     assert (run / "metrics.jsonl").read_text().splitlines() == lines
 
@@ -140,7 +141,7 @@ def test_damaged_checkpoint_is_set_aside_and_training_resumes(
     run = copy_of(trained, tmp_path)
     damage(run / "checkpoints" / "48")
     capsys.readouterr()
-    training.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
+    loop.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
     out = capsys.readouterr().out
     said = [line for line in out.splitlines() if "Checkpoint" in line]
     assert len(said) == 1 and str(run / "checkpoints" / "48") in said[0] and why in said[0]
@@ -159,7 +160,7 @@ def test_every_checkpoint_damaged_sets_them_aside_and_starts_again(
     for step in steps(run):
         damage_record(run / "checkpoints" / str(step))
     capsys.readouterr()
-    training.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
+    loop.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
     out = capsys.readouterr().out
     assert "No intact checkpoint is left in" in out and "training starts from the beginning" in out
     assert "remove" not in out.lower()
@@ -178,12 +179,10 @@ def test_checkpoints_of_another_config_are_named_as_such(dataset, trained, tmp_p
     with pytest.raises(
         CheckpointError, match=r"made with another model.*\(model.channels: \[4, 8\] there, "
     ):
-        training.train_and_evaluate(config, run)
+        loop.train_and_evaluate(config, run)
     assert steps(run) == [24, 36, 48] and not (run / DAMAGED_DIR).exists()
     # A lower learning rate is not another config: resuming with it is allowed.
-    final = training.train_and_evaluate(
-        small_config(dataset, learning_rate=1e-3, **EVERY_CALL), run
-    )
+    final = loop.train_and_evaluate(small_config(dataset, learning_rate=1e-3, **EVERY_CALL), run)
     assert final["epoch"] == 2
 
 
@@ -203,12 +202,12 @@ def test_a_full_disk_keeps_the_last_checkpoint_and_the_metrics(
         SaveError,
         match=r"could not write checkpoint 36 .*No space left on device.*checkpoint 24 is intact",
     ):
-        training.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
+        loop.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
     assert steps(run) == [12, 24] and [r["epoch"] for r in read_metrics(run / "metrics.jsonl")] == [
         1
     ]
     monkeypatch.setattr(ocp.CheckpointManager, "save", real_save)
-    training.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
+    loop.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
     assert record(run, 48)["digest"] == record(trained, 48)["digest"]
 
 
@@ -231,10 +230,10 @@ def test_a_metrics_file_that_cannot_be_written_is_left_as_it_was(
         SaveError,
         match="could not write .*metrics.jsonl .No space left on device.; it is as it was",
     ):
-        training.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
+        loop.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
     assert [r["epoch"] for r in read_metrics(run / "metrics.jsonl")] == [1]
     monkeypatch.setattr(files.os, "replace", real_replace)
-    training.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)  # writes what it owes
+    loop.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)  # writes what it owes
     assert without_times(read_metrics(run / "metrics.jsonl")) == without_times(
         read_metrics(trained / "metrics.jsonl")
     )
@@ -243,7 +242,7 @@ def test_a_metrics_file_that_cannot_be_written_is_left_as_it_was(
 def test_a_reader_lists_again_when_the_training_removed_all_it_listed(
     trained, tmp_path, monkeypatch
 ):
-    from jaxcnn.predict import Predictor
+    from jaxcnn.train.predict import Predictor
 
     run = copy_of(trained, tmp_path)
     folder = run / "checkpoints"

@@ -8,8 +8,8 @@ import ml_collections
 import pytest
 
 from configs import lenet, lenet_d2l
-from jaxcnn import config as config_lib
-from jaxcnn.config import ConfigError
+from jaxcnn.train import config as config_lib
+from jaxcnn.train.config import ConfigError
 
 CONFIGS = Path(__file__).parents[1] / "configs"
 
@@ -137,7 +137,7 @@ def test_load_a_missing_file():
 
 
 def test_configs_load_from_any_working_directory(tmp_path):
-    # configs/lenet.py imports jaxcnn.config, and a config may import its
+    # configs/lenet.py imports jaxcnn.train.config, and a config may import its
     # siblings (from configs import ...): outside the repository's root, and
     # outside pytest (whose pythonpath holds the root), config.load finds them.
     sibling = tmp_path / "mine"

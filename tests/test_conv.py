@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from jax.test_util import check_grads
 
 import jaxcnn
-from jaxcnn.cpu_kernels import patch_product
+from jaxcnn.nn.cpu_kernels import patch_product
 
 CONVS = [jaxcnn.conv2d, jaxcnn.conv2d_patches, jaxcnn.conv2d_auto]
 
@@ -92,7 +92,7 @@ PADDING_FORMS = st.sampled_from(["int", "pair", "pairs", "SAME", "VALID"])
 def test_strided_input_gradient_runs_as_one_stride_1_conv(kernel, stride, padding):
     # Above BANDED_MAX_CHANNELS, conv2d_auto's input gradient of a strided conv is computed
     # by phases (cpu_kernels.strided_input_grad): autodiff's through conv2d is the reference.
-    channels = jaxcnn.auto.BANDED_MAX_CHANNELS + 1
+    channels = jaxcnn.nn.auto.BANDED_MAX_CHANNELS + 1
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 9, 8, channels)).astype(np.float32)
     params = {"kernel": rng.standard_normal((*kernel, channels, 5)).astype(np.float32)}
@@ -206,7 +206,7 @@ def test_conv_gradients_agree(case):
 def test_auto_lax_gradients_agree(case):
     # Above BANDED_MAX_CHANNELS per group conv2d_auto runs lax with gradients
     # written by hand as NHWC convs: autodiff's, through conv2d, are the reference.
-    channels = jaxcnn.auto.BANDED_MAX_CHANNELS + 1
+    channels = jaxcnn.nn.auto.BANDED_MAX_CHANNELS + 1
     (n, h, w, _), (kh, kw, _, cout) = case["shape"], case["kernel"]
     x, params, options = make_case(
         dict(case, shape=(n, h, w, case["groups"] * channels), kernel=(kh, kw, channels, cout))
@@ -490,7 +490,7 @@ def test_corr2d_bad_input():
 def test_extract_patches_layout_matches_numpy(window, stride, padding, dilation):
     """`patches[b, i, j, p * kw + q]` is the padded input's pixel under tap (p, q) of output (i, j)."""
     x = np.random.default_rng(0).standard_normal((2, 7, 6, 3)).astype(np.float32)
-    geom = jaxcnn.geometry.window_geometry(x.shape[1:3], window, stride, padding, dilation)
+    geom = jaxcnn.nn.geometry.window_geometry(x.shape[1:3], window, stride, padding, dilation)
     patches = np.asarray(jaxcnn.extract_patches(jnp.asarray(x), geom))
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = geom.window, geom.stride, geom.dilation, geom.out_hw
     padded = np.pad(x, ((0, 0), *geom.padding, (0, 0)))

@@ -7,11 +7,12 @@ import pytest
 from synthetic import small_config
 
 import jaxcnn
-from jaxcnn import config as config_lib
-from jaxcnn import data, training
-from jaxcnn import trainer as trainer_lib
-from jaxcnn.config import ConfigError
-from jaxcnn.predict import Predictor
+from jaxcnn import data
+from jaxcnn.train import config as config_lib
+from jaxcnn.train import loop
+from jaxcnn.train import trainer as trainer_lib
+from jaxcnn.train.config import ConfigError
+from jaxcnn.train.predict import Predictor
 
 
 def test_ema_is_checked_before_data_loads():
@@ -57,12 +58,12 @@ def test_batch_norm_statistics_are_gathered_for_the_averaged_weights(dataset):
 
 def test_a_run_with_ema_saves_and_predicts_with_the_average(dataset, tmp_path):
     config = bn_config(dataset, num_epochs=2)
-    last = training.train_and_evaluate(config, tmp_path / "run")
+    last = loop.train_and_evaluate(config, tmp_path / "run")
     assert last["test_accuracy"] > 0.5  # chance is 0.25
     predictor = Predictor.load(tmp_path / "run")
     # The checkpoint's evaluated parameters are the average kept in the optimizer state.
     trainer, state = trainer_lib.create_trainer(config, predictor.info, steps_per_epoch=24)
-    from jaxcnn.checkpoint import Checkpoints
+    from jaxcnn.train.checkpoint import Checkpoints
 
     checkpoints = Checkpoints(tmp_path / "run" / "checkpoints", 3, print, read_only=True)
     restored, _ = checkpoints.restore_latest(state, lambda record: None)

@@ -11,9 +11,10 @@ import synthetic
 from PIL import Image
 from synthetic import small_config
 
-from jaxcnn import export, training
+from jaxcnn import export
 from jaxcnn.errors import WorkdirError
-from jaxcnn.predict import Predictor
+from jaxcnn.train import loop
+from jaxcnn.train.predict import Predictor
 
 ROOT = Path(__file__).parent.parent
 
@@ -40,7 +41,7 @@ def trained(request, tmp_path_factory):
     config = small_config((images, root / "tfds"), image_size=16, num_epochs=1)
     if request.param == "lenet_bn":
         config.model = {"name": "lenet_bn", "conv_impl": "auto"}
-    training.train_and_evaluate(config, root / "run")
+    loop.train_and_evaluate(config, root / "run")
     return root
 
 

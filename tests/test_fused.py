@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jaxcnn
-from jaxcnn import layers, models
+from jaxcnn import models
+from jaxcnn.nn import layers
 
 # The lecture's worked example (d2l): a 3x3 image and a 2x2 kernel.
 X = np.array([[1, 1, 1], [1, 0, 0], [1, 1, 0]], np.float32)[None, :, :, None]

@@ -1,6 +1,6 @@
 import pytest
 
-from jaxcnn.geometry import int_pair, pad_pairs, window_geometry
+from jaxcnn.nn.geometry import int_pair, pad_pairs, window_geometry
 
 
 def test_int_pair_accepts_int_and_pair():

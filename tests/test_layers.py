@@ -9,8 +9,8 @@ import pytest
 from backends import cpu_only
 
 import jaxcnn
-from jaxcnn import layers as L
 from jaxcnn import models
+from jaxcnn.nn import layers as L
 
 KEY = jax.random.key(0)
 

@@ -5,9 +5,10 @@ import json
 
 import pytest
 
-from jaxcnn import files, metrics
+from jaxcnn import files
 from jaxcnn.errors import WorkdirError
-from jaxcnn.metrics import SUPERSEDED_FILE, read_metrics, reconcile, write_metrics
+from jaxcnn.train import metrics
+from jaxcnn.train.metrics import SUPERSEDED_FILE, read_metrics, reconcile, write_metrics
 
 
 def line(epoch: int) -> dict:

@@ -9,8 +9,10 @@ from synthetic import small_config
 from test_checkpoint import record
 
 import jaxcnn
-from jaxcnn import layers, models, training
-from jaxcnn.metrics import read_metrics
+from jaxcnn import models
+from jaxcnn.nn import layers
+from jaxcnn.train import loop
+from jaxcnn.train.metrics import read_metrics
 
 
 def test_d2l_lenet_has_the_lecture_shapes():
@@ -134,7 +136,7 @@ def test_googlenet_branches_add_up():
 
 
 def test_resnet_stem_pool_runs_the_stages_at_a_quarter_of_the_positions():
-    from jaxcnn.network import walk
+    from jaxcnn.nn.network import walk
 
     model = models.resnet(10, stages=(8, 16, 32), stem_pool=True)
     shapes = {n.name: n.out_shape for n in walk(model, (2, 28, 28, 1)) if len(n.path) == 1}
@@ -183,19 +185,19 @@ SMALL = {
 def test_each_modern_model_learns_the_synthetic_classes(dataset, tmp_path, name):
     config = small_config(dataset, num_epochs=3, augment="", label_smoothing=0.0)
     config.model = ml_collections.ConfigDict({"name": name, **SMALL[name]})
-    final = training.train_and_evaluate(config, tmp_path)
+    final = loop.train_and_evaluate(config, tmp_path)
     assert final["test_accuracy"] > 0.8, final  # chance is 0.25
 
 
 def test_resume_restores_batch_norm_state_exactly(dataset, tmp_path):
     config = small_config(dataset, num_epochs=2, checkpoint_every_steps=12, steps_per_call=12)
     config.model = ml_collections.ConfigDict({"name": "resnet", "stages": (4, 8)})
-    training.train_and_evaluate(config, tmp_path / "straight")
+    loop.train_and_evaluate(config, tmp_path / "straight")
     run = tmp_path / "resumed"
     shutil.copytree(tmp_path / "straight", run)
     shutil.rmtree(run / "checkpoints" / "48")  # as if killed after step 36, mid-epoch 2
     (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text().splitlines()[0] + "\n")
-    final = training.train_and_evaluate(config, run)
+    final = loop.train_and_evaluate(config, run)
     straight = read_metrics(tmp_path / "straight" / "metrics.jsonl")[-1]
     assert final["test_loss"] == straight["test_loss"]  # evaluated with the running statistics
     if jax.default_backend() == "cpu":

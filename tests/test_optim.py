@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from jaxcnn.optim import OPTIMIZERS, SCHEDULES, build_optimizer, eval_params
+from jaxcnn.train.optim import OPTIMIZERS, SCHEDULES, build_optimizer, eval_params
 
 
 def config_for(optimizer, schedule="constant", **overrides):

@@ -5,7 +5,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from jaxcnn.phases import Phases
+from jaxcnn.train.phases import Phases
 
 
 def test_inner_phases_count_for_themselves_alone():

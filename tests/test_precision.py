@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 from synthetic import small_config
 
-from jaxcnn import data, precision, training
-from jaxcnn.trainer import create_trainer
+from jaxcnn import data
+from jaxcnn.train import loop, precision
+from jaxcnn.train.trainer import create_trainer
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_low_precision_training_learns_with_float32_parameters(dataset, tmp_path, dtype):
     config = small_config(dataset, compute_dtype=dtype)
-    final = training.train_and_evaluate(config, tmp_path)
+    final = loop.train_and_evaluate(config, tmp_path)
     assert final["test_accuracy"] > 0.9  # chance is 0.25
 
 

@@ -12,10 +12,10 @@ import pytest
 import synthetic
 from synthetic import small_config
 
-from jaxcnn import training
 from jaxcnn.data import eval_batches
 from jaxcnn.errors import CheckpointError
-from jaxcnn.predict import Predictor, image_paths
+from jaxcnn.train import loop
+from jaxcnn.train.predict import Predictor, image_paths
 
 ROOT = Path(__file__).parent.parent
 
@@ -26,7 +26,7 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
     images = synthetic.write_image_folder(root / "images", n_train=192, n_test=48)
     config = small_config((images, root / "tfds"), image_size=16, num_epochs=3)
-    training.train_and_evaluate(config, root / "run")
+    loop.train_and_evaluate(config, root / "run")
     # New images the model has not seen: the same classes, written the same ways.
     synthetic.write_image_folder(root / "new", n_train=0, n_test=24, split=False)
     return root

@@ -4,16 +4,16 @@ import numpy as np
 import pytest
 from synthetic import small_config
 
-from jaxcnn import training
-from jaxcnn.metrics import read_metrics
+from jaxcnn.train import loop
+from jaxcnn.train.metrics import read_metrics
 
 
 def test_k_seeds_match_k_separate_runs(dataset, tmp_path):
-    together = training.train_and_evaluate(
+    together = loop.train_and_evaluate(
         small_config(dataset, num_seeds=2, seed=3, augment="crop,flip"), tmp_path / "two"
     )
     alone = [
-        training.train_and_evaluate(
+        loop.train_and_evaluate(
             small_config(dataset, seed=s, augment="crop,flip"), tmp_path / str(s)
         )
         for s in (3, 4)
@@ -35,12 +35,12 @@ def test_k_seeds_resume_exactly(dataset, tmp_path):
     import shutil
 
     config = small_config(dataset, num_seeds=3, checkpoint_every_steps=12, steps_per_call=12)
-    straight = training.train_and_evaluate(config, tmp_path / "straight")
+    straight = loop.train_and_evaluate(config, tmp_path / "straight")
     run = tmp_path / "resumed"
     shutil.copytree(tmp_path / "straight", run)
     shutil.rmtree(run / "checkpoints" / "48")
     (run / "metrics.jsonl").write_text((run / "metrics.jsonl").read_text().splitlines()[0] + "\n")
-    resumed = training.train_and_evaluate(config, run)
+    resumed = loop.train_and_evaluate(config, run)
     assert resumed["test_loss_seeds"] == straight["test_loss_seeds"]
 
 
@@ -48,11 +48,11 @@ def test_predict_uses_the_first_seeds_evaluated_model(dataset, tmp_path):
     # Schedule-free (the default) is evaluated at its averaged parameters: predict.py must
     # take those of seed 0, and so score the test split as training reported for seed 0.
     from jaxcnn import data
-    from jaxcnn.predict import Predictor
+    from jaxcnn.train.predict import Predictor
 
     config = small_config(dataset, num_seeds=2, seed=5)
     assert config.optimizer == "schedule_free_adamw"
-    final = training.train_and_evaluate(config, tmp_path)
+    final = loop.train_and_evaluate(config, tmp_path)
     _, test, _ = data.load(config)
     probabilities = Predictor.load(tmp_path).probabilities(np.asarray(test.images))
     right = probabilities[np.arange(len(test.labels)), np.asarray(test.labels)]

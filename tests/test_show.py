@@ -9,7 +9,8 @@ import pytest
 from PIL import Image
 from synthetic import small_config
 
-from jaxcnn import show, training
+from jaxcnn import show
+from jaxcnn.train import loop
 
 ROOT = Path(__file__).parent.parent
 
@@ -17,7 +18,7 @@ ROOT = Path(__file__).parent.parent
 @pytest.fixture(scope="module")
 def trained(dataset, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("show") / "run"
-    training.train_and_evaluate(small_config(dataset), workdir)
+    loop.train_and_evaluate(small_config(dataset), workdir)
     return workdir
 
 
@@ -35,7 +36,7 @@ def test_writes_every_picture(trained, tmp_path):
 
 
 def test_kernel_grid_has_a_cell_per_kernel(trained, tmp_path):
-    from jaxcnn.predict import Predictor
+    from jaxcnn.train.predict import Predictor
 
     predictor = Predictor.load(trained)
     path, kernel = show.first_conv_kernel(predictor.state.params, predictor.trainer.model)
@@ -44,7 +45,7 @@ def test_kernel_grid_has_a_cell_per_kernel(trained, tmp_path):
 
 
 def test_feature_maps_of_every_conv_and_pool_layer(trained):
-    from jaxcnn.predict import Predictor
+    from jaxcnn.train.predict import Predictor
 
     predictor = Predictor.load(trained)
     x = predictor.trainer.normalize(predictor.read(_image(trained))[None])

@@ -15,9 +15,9 @@ import pytest
 from backends import cpu_only
 from synthetic import config_flags, small_config
 
-from jaxcnn import stop, training
-from jaxcnn.metrics import read_metrics
-from jaxcnn.trainer import Trainer
+from jaxcnn.train import loop, stop
+from jaxcnn.train.metrics import read_metrics
+from jaxcnn.train.trainer import Trainer
 
 ROOT = Path(__file__).parent.parent
 # 24 steps an epoch; a call of 2 steps, a checkpoint every 4: kills land between them.
@@ -123,7 +123,7 @@ def test_ctrl_c_saves_and_stops(dataset, tmp_path):
 def test_a_second_ctrl_c_exits_at_once():
     script = (
         "import os, signal, time\n"
-        "from jaxcnn.stop import StopRequests\n"
+        "from jaxcnn.train.stop import StopRequests\n"
         "with StopRequests() as stops:\n"
         "    os.kill(os.getpid(), signal.SIGINT)\n"
         "    time.sleep(0.1)\n"
@@ -162,12 +162,10 @@ def test_a_nan_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(
         stop.Diverged,
         match=r"diverged at epoch 2, step 30: the loss is nan; nothing of it was saved. The checkpoint of step 28 is intact",
     ):
-        training.train_and_evaluate(config, tmp_path)
+        loop.train_and_evaluate(config, tmp_path)
     assert [r["epoch"] for r in read_metrics(tmp_path / "metrics.jsonl")] == [1]
     monkeypatch.undo()
-    final = training.train_and_evaluate(
-        small_config(dataset, learning_rate=1e-3, **OFTEN), tmp_path
-    )
+    final = loop.train_and_evaluate(small_config(dataset, learning_rate=1e-3, **OFTEN), tmp_path)
     assert final["epoch"] == 2 and jnp.isfinite(final["test_loss"])
 
 
@@ -176,7 +174,7 @@ def test_a_loss_past_max_loss_stops(dataset, tmp_path):
     with pytest.raises(
         stop.Diverged, match=r"diverged at epoch 1, step 1: the loss is .* \(above max_loss 0.5\)"
     ):
-        training.train_and_evaluate(config, tmp_path)
+        loop.train_and_evaluate(config, tmp_path)
 
 
 def test_divergence_from_the_command_line_is_one_line_and_exit_3(dataset, tmp_path):

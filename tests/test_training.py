@@ -11,10 +11,11 @@ import pytest
 from backends import cpu_only, two_devices
 from synthetic import small_config
 
-from jaxcnn import data, training
-from jaxcnn import trainer as trainer_lib
+from jaxcnn import data
 from jaxcnn.errors import ConfigError, WorkdirError
-from jaxcnn.metrics import read_metrics
+from jaxcnn.train import loop
+from jaxcnn.train import trainer as trainer_lib
+from jaxcnn.train.metrics import read_metrics
 
 ROOT = Path(__file__).parent.parent
 METRIC_KEYS = {
@@ -34,7 +35,7 @@ METRIC_KEYS = {
 
 
 def test_trains_well_above_chance_and_writes_results(dataset, tmp_path):
-    final = training.train_and_evaluate(small_config(dataset), tmp_path)
+    final = loop.train_and_evaluate(small_config(dataset), tmp_path)
     assert final["test_accuracy"] > 0.9  # chance is 0.25
     rows = read_metrics(tmp_path / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2]
@@ -58,7 +59,7 @@ def test_the_test_split_is_scored_every_eval_every_epochs_and_after_the_last(
     dataset, tmp_path, capsys
 ):
     config = small_config(dataset, num_epochs=3, eval_every_epochs=2)
-    final = training.train_and_evaluate(config, tmp_path)
+    final = loop.train_and_evaluate(config, tmp_path)
     rows = read_metrics(tmp_path / "metrics.jsonl")
     assert ["test_accuracy" in r for r in rows] == [False, True, True]
     assert set(rows[0]) == METRIC_KEYS - {"test_loss", "test_accuracy"}
@@ -69,9 +70,9 @@ def test_the_test_split_is_scored_every_eval_every_epochs_and_after_the_last(
 
 
 def test_resume_continues_where_it_stopped(dataset, tmp_path, monkeypatch):
-    straight = training.train_and_evaluate(small_config(dataset), tmp_path / "straight")
+    straight = loop.train_and_evaluate(small_config(dataset), tmp_path / "straight")
 
-    real_batches = training.data.epoch_batches
+    real_batches = loop.data.epoch_batches
     calls = []
 
     def interrupted_in_epoch_2(*args):
@@ -80,19 +81,19 @@ def test_resume_continues_where_it_stopped(dataset, tmp_path, monkeypatch):
             raise KeyboardInterrupt  # as if the user pressed Ctrl-C in epoch 2
         return real_batches(*args)
 
-    monkeypatch.setattr(training.data, "epoch_batches", interrupted_in_epoch_2)
+    monkeypatch.setattr(loop.data, "epoch_batches", interrupted_in_epoch_2)
     with pytest.raises(KeyboardInterrupt):
-        training.train_and_evaluate(small_config(dataset), tmp_path / "resumed")
-    monkeypatch.setattr(training.data, "epoch_batches", real_batches)
+        loop.train_and_evaluate(small_config(dataset), tmp_path / "resumed")
+    monkeypatch.setattr(loop.data, "epoch_batches", real_batches)
     assert len(read_metrics(tmp_path / "resumed" / "metrics.jsonl")) == 1
 
-    resumed = training.train_and_evaluate(small_config(dataset), tmp_path / "resumed")
+    resumed = loop.train_and_evaluate(small_config(dataset), tmp_path / "resumed")
     rows = read_metrics(tmp_path / "resumed" / "metrics.jsonl")
     assert [r["epoch"] for r in rows] == [1, 2]  # the first run's line is kept
     # Same seed, same data order, restored optimizer and RNG: the same numbers as one run.
     for key in ("step", "train_loss", "test_loss", "test_accuracy"):
         np.testing.assert_allclose(resumed[key], straight[key], rtol=1e-5)
-    again = training.train_and_evaluate(small_config(dataset), tmp_path / "resumed")
+    again = loop.train_and_evaluate(small_config(dataset), tmp_path / "resumed")
     assert again["epoch"] == 2 and len(read_metrics(tmp_path / "resumed" / "metrics.jsonl")) == 2
 
 
@@ -108,7 +109,7 @@ def test_compilations_do_not_grow_with_epochs(dataset, tmp_path):
     counts = []
     for epochs in (1, 3):
         compiles.clear()
-        training.train_and_evaluate(
+        loop.train_and_evaluate(
             small_config(dataset, num_epochs=epochs, seed=epochs), tmp_path / str(epochs)
         )
         counts.append(len(compiles))
@@ -118,12 +119,12 @@ def test_compilations_do_not_grow_with_epochs(dataset, tmp_path):
 def test_patches_model_trains(dataset, tmp_path):
     config = small_config(dataset)
     config.model.conv_impl = "patches"
-    assert training.train_and_evaluate(config, tmp_path / "patches")["test_accuracy"] > 0.9
+    assert loop.train_and_evaluate(config, tmp_path / "patches")["test_accuracy"] > 0.9
 
 
 def test_batch_larger_than_the_training_set(dataset, tmp_path):
     with pytest.raises(ConfigError, match="`batch_size` .5000. is larger than the training set"):
-        training.train_and_evaluate(small_config(dataset, batch_size=5000), tmp_path)
+        loop.train_and_evaluate(small_config(dataset, batch_size=5000), tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -138,13 +139,13 @@ def test_bad_model_widths(dataset, tmp_path, key, value, match):
     config = small_config(dataset)
     config.model[key] = value
     with pytest.raises(ConfigError, match=f"`model`.*{match}"):
-        training.train_and_evaluate(config, tmp_path)
+        loop.train_and_evaluate(config, tmp_path)
 
 
 def test_workdir_that_is_a_file(dataset, tmp_path):
     (tmp_path / "runs").write_text("notes")
     with pytest.raises(WorkdirError, match="`workdir` must be a folder, got the file"):
-        training.train_and_evaluate(small_config(dataset), tmp_path / "runs")
+        loop.train_and_evaluate(small_config(dataset), tmp_path / "runs")
     assert (tmp_path / "runs").read_text() == "notes"
 
 
@@ -279,7 +280,7 @@ def test_data_parallel_steps_match_one_device(dataset, augment):
 @two_devices
 def test_trains_on_two_devices_like_on_one(dataset, tmp_path):
     final = {
-        devices: training.train_and_evaluate(
+        devices: loop.train_and_evaluate(
             small_config(dataset, num_devices=devices, num_epochs=1), tmp_path / str(devices)
         )
         for devices in (1, 2)
@@ -301,7 +302,7 @@ def test_trains_on_two_devices_like_on_one(dataset, tmp_path):
 )
 def test_bad_device_config(dataset, tmp_path, override, match):
     with pytest.raises(ConfigError, match=match):
-        training.train_and_evaluate(small_config(dataset, **override), tmp_path)
+        loop.train_and_evaluate(small_config(dataset, **override), tmp_path)
 
 
 @cpu_only  # processes of CPU devices, gloo collectives
@@ -354,7 +355,7 @@ def test_streaming_from_disk_trains_as_the_split_on_the_devices(dataset, tmp_pat
     results = {}
     for budget in (0, 4096):
         config = small_config(dataset, memory_budget_mb=budget)
-        results[budget] = training.train_and_evaluate(config, tmp_path / str(budget))
+        results[budget] = loop.train_and_evaluate(config, tmp_path / str(budget))
     for key in ("step", "train_loss", "train_accuracy", "test_loss", "test_accuracy"):
         np.testing.assert_allclose(results[0][key], results[4096][key], rtol=1e-6)
 
@@ -375,5 +376,5 @@ def test_each_process_streams_its_share_of_the_same_batches(dataset):
 
 def test_mixup_trains_the_easy_classes(dataset, tmp_path):
     config = small_config(dataset, augment="flip,mixup:0.4", num_epochs=3)
-    last = training.train_and_evaluate(config, tmp_path / "run")
+    last = loop.train_and_evaluate(config, tmp_path / "run")
     assert last["test_accuracy"] > 0.9  # chance is 0.25

@@ -6,11 +6,12 @@ import pytest
 import synthetic
 from synthetic import small_config
 
-from jaxcnn import config as config_lib
-from jaxcnn import layers as L
-from jaxcnn import models, training, transfer
-from jaxcnn.config import ConfigError
-from jaxcnn.predict import Predictor
+from jaxcnn import models
+from jaxcnn.nn import layers as L
+from jaxcnn.train import config as config_lib
+from jaxcnn.train import loop, transfer
+from jaxcnn.train.config import ConfigError
+from jaxcnn.train.predict import Predictor
 
 
 def test_layer_names_and_masks_follow_dotted_paths():
@@ -75,7 +76,7 @@ def test_fine_tuning_loads_the_body_trains_a_new_head_and_keeps_frozen_layers(
     config = small_config((source_data, tmp_path / "tfds"), num_epochs=2)
     if model == "lenet_bn":
         config.model = {"name": "lenet_bn", "conv_impl": "auto"}
-    training.train_and_evaluate(config, tmp_path / "source")
+    loop.train_and_evaluate(config, tmp_path / "source")
     source = Predictor.load(tmp_path / "source")
 
     tuned = config_lib.with_absolute_paths(config)
@@ -84,7 +85,7 @@ def test_fine_tuning_loads_the_body_trains_a_new_head_and_keeps_frozen_layers(
     if model == "lenet_bn":
         tuned.freeze = "conv1,bn1"
     capfd.readouterr()
-    training.train_and_evaluate(tuned, tmp_path / "tuned")
+    loop.train_and_evaluate(tuned, tmp_path / "tuned")
     out = capfd.readouterr().out
     assert f"init_from {tmp_path / 'source'} (epoch 2): loaded " in out
     assert "fc3.kernel: " in out and ", 3) here" in out  # 4 classes there, 3 here

@@ -18,8 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcnn import config as config_lib
-from jaxcnn.network import walk
+from jaxcnn.nn.network import walk
+from jaxcnn.train import config as config_lib
 
 CONFIGS = sorted(
     p for p in (Path(__file__).parent.parent / "configs").glob("*.py") if p.stem != "__init__"

@@ -10,16 +10,16 @@ import pytest
 import synthetic
 from synthetic import small_config
 
-from jaxcnn import config as config_lib
-from jaxcnn import training
-from jaxcnn.checkpoint import Checkpoints
-from jaxcnn.config import ConfigError
 from jaxcnn.data import DataError
 from jaxcnn.data.holdout import holdout
-from jaxcnn.metrics import read_metrics
-from jaxcnn.monitor import Monitor
-from jaxcnn.position import Position
-from jaxcnn.predict import Predictor
+from jaxcnn.train import config as config_lib
+from jaxcnn.train import loop
+from jaxcnn.train.checkpoint import Checkpoints
+from jaxcnn.train.config import ConfigError
+from jaxcnn.train.metrics import read_metrics
+from jaxcnn.train.monitor import Monitor
+from jaxcnn.train.position import Position
+from jaxcnn.train.predict import Predictor
 
 ROOT = Path(__file__).parent.parent
 
@@ -90,7 +90,7 @@ def stopped(tmp_path_factory):
         keep_checkpoints=1,
         eval_every_epochs=0,  # the test split after the last epoch only
     )
-    training.train_and_evaluate(config, root / "run")
+    loop.train_and_evaluate(config, root / "run")
     return root, config
 
 
@@ -125,7 +125,7 @@ def test_a_rerun_of_a_stopped_run_trains_nothing_more(stopped, capfd):
     root, config = stopped
     before = (root / "run" / "metrics.jsonl").read_text()
     capfd.readouterr()
-    training.train_and_evaluate(config, root / "run")
+    loop.train_and_evaluate(config, root / "run")
     out = capfd.readouterr().out
     assert "Stopping early: val_accuracy has not improved for 2 epochs" in out
     assert (root / "run" / "metrics.jsonl").read_text() == before
@@ -149,4 +149,4 @@ def test_resuming_under_another_validation_fraction_is_refused(stopped):
     other = config_lib.with_absolute_paths(config)
     other.validation_fraction = 0.1
     with pytest.raises(Exception, match="validation_fraction: 0.25 there, 0.1 here"):
-        training.train_and_evaluate(other, root / "run")
+        loop.train_and_evaluate(other, root / "run")

@@ -22,14 +22,14 @@ from synthetic import config_flags, small_config
 from test_checkpoint import EVERY_CALL, damage_record, half_written, record, steps
 from test_stop import finish, train_py, wait_for_checkpoint
 
-from jaxcnn import training
-from jaxcnn.checkpoint import DAMAGED_DIR, Checkpoints
 from jaxcnn.data import DataInfo, read_idx
 from jaxcnn.errors import CheckpointError, SaveError, WorkdirError
-from jaxcnn.metrics import read_metrics
-from jaxcnn.predict import Predictor
-from jaxcnn.trainer import create_trainer
-from jaxcnn.workdir import LOCK_FILE
+from jaxcnn.train import loop
+from jaxcnn.train.checkpoint import DAMAGED_DIR, Checkpoints
+from jaxcnn.train.metrics import read_metrics
+from jaxcnn.train.predict import Predictor
+from jaxcnn.train.trainer import create_trainer
+from jaxcnn.train.workdir import LOCK_FILE
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -67,7 +67,7 @@ def said(result: subprocess.CompletedProcess) -> list[str]:
 def trained(dataset, tmp_path_factory):
     """Two epochs of the small config, a checkpoint every call: steps 24, 36, 48 kept."""
     workdir = tmp_path_factory.mktemp("workdir") / "run"
-    training.train_and_evaluate(small_config(dataset, **EVERY_CALL), workdir)
+    loop.train_and_evaluate(small_config(dataset, **EVERY_CALL), workdir)
     return workdir
 
 
@@ -113,7 +113,7 @@ def test_a_rerun_that_does_not_fit_is_refused_by_name_and_nothing_moves(
     with pytest.raises(
         CheckpointError, match="made with another model, optimizer, seed or data"
     ) as e:
-        training.train_and_evaluate(config, run)
+        loop.train_and_evaluate(config, run)
     assert differs in str(e.value) and "nothing was moved" in str(e.value)
     assert "\n" not in str(e.value) and "remove" not in str(e.value)
     assert tree_digest(run) == before  # config.json, data.json, checkpoints, metrics: as they were
@@ -124,7 +124,7 @@ def test_other_data_of_the_same_shape_is_refused(dataset, trained, tmp_path):
     before = tree_digest(run)
     images = synthetic.write_dataset(tmp_path / "idx", n_train=800)  # 32 more images
     with pytest.raises(CheckpointError, match=r"data.contents: "):
-        training.train_and_evaluate(small_config((images, dataset[1]), **EVERY_CALL), run)
+        loop.train_and_evaluate(small_config((images, dataset[1]), **EVERY_CALL), run)
     assert tree_digest(run) == before
 
 
@@ -167,7 +167,7 @@ def test_a_checkpoint_that_cannot_be_reached_is_an_error_and_stays(
 
     monkeypatch.setattr(ocp.CheckpointManager, "restore", denied)
     with pytest.raises(CheckpointError, match="cannot be read .*Permission denied.*nothing was"):
-        training.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
+        loop.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
     monkeypatch.setattr(ocp.CheckpointManager, "restore", real)
     assert tree_digest(run) == before
 
@@ -263,7 +263,7 @@ def test_a_second_training_on_a_workdir_in_use_is_refused_and_sigkill_leaves_no_
 
 
 def test_a_claim_is_released_with_its_holder(tmp_path):
-    from jaxcnn import workdir
+    from jaxcnn.train import workdir
 
     claim = workdir.claim(tmp_path / "run")
     with pytest.raises(WorkdirError, match=f"in use by a training in process {os.getpid()}"):
@@ -296,7 +296,7 @@ def test_a_save_that_fails_in_the_background_names_its_own_step_and_stops(
     monkeypatch.setattr(ocp.CheckpointManager, "wait_until_finished", wait)
     run = tmp_path / "run"
     with pytest.raises(SaveError, match=r"could not write checkpoint 36 .*checkpoint 24 is intact"):
-        training.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
+        loop.train_and_evaluate(small_config(dataset, **EVERY_CALL), run)
     assert max(s for s in saved if s > 0) == 36  # stopped before the next save
 
 
@@ -377,9 +377,9 @@ def test_the_start_up_phase_counts_from_train_py_not_from_the_shell(dataset, tmp
 
 
 def test_a_second_run_in_one_process_counts_its_start_up_from_its_call(dataset, tmp_path):
-    training.train_and_evaluate(small_config(dataset, num_epochs=1), tmp_path / "a")
+    loop.train_and_evaluate(small_config(dataset, num_epochs=1), tmp_path / "a")
     time.sleep(2)
-    training.train_and_evaluate(small_config(dataset, num_epochs=1), tmp_path / "b")
+    loop.train_and_evaluate(small_config(dataset, num_epochs=1), tmp_path / "b")
     [row] = read_metrics(tmp_path / "b" / "metrics.jsonl")
     assert row["phases_s"]["start-up"] < 0.1
 
@@ -399,7 +399,7 @@ def test_checkpoints_by_wall_time_and_img_per_s_without_saving(dataset, tmp_path
     config = small_config(
         dataset, checkpoint_every_steps=0, checkpoint_every_minutes=1e-9, steps_per_call=12
     )
-    training.train_and_evaluate(config, tmp_path / "run")
+    loop.train_and_evaluate(config, tmp_path / "run")
     record_36 = record(tmp_path / "run", 36)  # mid-epoch 2, from the wall-time cadence
     assert (record_36["epochs"], record_36["epoch_steps"]) == (1, 12)
     rows = read_metrics(tmp_path / "run" / "metrics.jsonl")

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import jax
 
-from jaxcnn import config as config_lib
 from jaxcnn import parallel
 from jaxcnn.bench import conv, finetune, runs, summary, throughput
 from jaxcnn.bench.runs import TARGETS
 from jaxcnn.errors import JaxcnnError
+from jaxcnn.train import config as config_lib
 
 # --set may not touch these: the benchmark sets them itself.
 FIXED_KEYS = {"batch_size": "give --batch-size", "augment": "the benchmark trains unaugmented"}

@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from jaxcnn import config as config_lib
-from jaxcnn import training
 from jaxcnn.bench.machine import provenance
 from jaxcnn.data.sources import FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, idx_path, read_idx
+from jaxcnn.train import config as config_lib
+from jaxcnn.train import loop
 
 OLD, NEW = range(5), range(5, 10)  # the classes pretrained on, and the new ones
 
@@ -69,7 +69,7 @@ def bench_finetune(config_path: str, out: Path, per_class: int = 50, epochs: int
             str(write_old_classes(work / "old.npz")),
         )
         pretrain.tfds_dir = str(work / "tfds")
-        source = training.train_and_evaluate(pretrain, work / "pretrained")
+        source = loop.train_and_evaluate(pretrain, work / "pretrained")
         folder = write_new_classes(work / "new", per_class)
         for name, init_from, freeze in (
             ("from scratch", "", ""),
@@ -85,7 +85,7 @@ def bench_finetune(config_path: str, out: Path, per_class: int = 50, epochs: int
             config.image_size, config.channels = 28, 1
             config.batch_size = min(config.batch_size, per_class)
             config.num_epochs, config.init_from, config.freeze = epochs, init_from, freeze
-            last = training.train_and_evaluate(config, work / name.replace(" ", "_"))
+            last = loop.train_and_evaluate(config, work / name.replace(" ", "_"))
             rows.append({"run": name, "test_accuracy": last["test_accuracy"]})
     report = {
         **provenance(),

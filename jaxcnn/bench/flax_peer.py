@@ -21,13 +21,13 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from jaxcnn import layers as L
 from jaxcnn import xla
 from jaxcnn.bench.timing import Trainee, peer_trainee
 from jaxcnn.data import chunk_size
-from jaxcnn.geometry import int_pair
-from jaxcnn.network import Layer, Node, Shape, walk
-from jaxcnn.optim import build_optimizer
+from jaxcnn.nn import layers as L
+from jaxcnn.nn.geometry import int_pair
+from jaxcnn.nn.network import Layer, Node, Shape, walk
+from jaxcnn.train.optim import build_optimizer
 
 
 def flax_model(model: Layer, input_shape: Shape):

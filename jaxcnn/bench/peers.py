@@ -15,9 +15,9 @@ from collections.abc import Callable
 import numpy as np
 from tqdm import tqdm
 
-from jaxcnn import layers as L
 from jaxcnn.bench.timing import Trainee, peer_trainee
-from jaxcnn.network import Layer, Node, Shape, walk
+from jaxcnn.nn import layers as L
+from jaxcnn.nn.network import Layer, Node, Shape, walk
 
 
 def torch_conv(kernel: np.ndarray, x: np.ndarray) -> Callable[[], object]:
@@ -45,7 +45,7 @@ def torch_conv(kernel: np.ndarray, x: np.ndarray) -> Callable[[], object]:
 
 
 def torch_optimizer(name: str, parameters, lr: float, config):
-    """PyTorch's optimizer of kind `name` (a key of `jaxcnn.optim.OPTIMIZERS`) at a constant
+    """PyTorch's optimizer of kind `name` (a key of `jaxcnn.train.optim.OPTIMIZERS`) at a constant
     `lr`, with `config`'s momentum and weight decay. Schedule-free AdamW, which PyTorch
     lacks, is its AdamW: the same work per step, less two updates of averaged weights."""
     import torch

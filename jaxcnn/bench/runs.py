@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jaxcnn.bench.machine import made_with, provenance
-from jaxcnn.metrics import METRICS_FILE, read_metrics
+from jaxcnn.train.metrics import METRICS_FILE, read_metrics
 
 TRAIN_SCRIPT = Path("train.py")  # the repository's, run from its root
 TARGETS = (0.90, 0.93, 0.94)  # test accuracies whose time is reported

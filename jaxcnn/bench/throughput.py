@@ -25,12 +25,12 @@ import numpy as np
 from tqdm import tqdm
 
 from jaxcnn import data
-from jaxcnn import trainer as trainer_lib
 from jaxcnn.bench.flax_peer import flax_trainee
 from jaxcnn.bench.machine import made_with, provenance
 from jaxcnn.bench.peers import torch_trainee
 from jaxcnn.bench.timing import Trainee, paired_speedup, time_in_turns
-from jaxcnn.config import full_batches
+from jaxcnn.train import trainer as trainer_lib
+from jaxcnn.train.config import full_batches
 
 RESULT = "train"  # the report's files: train.json, train.md
 SEEDS_RESULT = "seeds"  # with several seed counts: seeds.json, seeds.md

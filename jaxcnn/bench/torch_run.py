@@ -29,7 +29,7 @@ import time
 import numpy as np
 import psutil
 
-# Augmentation operations the twin draws as jaxcnn does (`jaxcnn.augment`), by name.
+# Augmentation operations the twin draws as jaxcnn does (`jaxcnn.train.augment`), by name.
 TORCH_AUGMENT = ("flip", "crop", "reflect_crop")
 
 
@@ -39,7 +39,7 @@ def recipe(config) -> str:
     Raises:
       ValueError: for a part of the config's recipe the twin does not follow.
     """
-    from jaxcnn.augment import parse
+    from jaxcnn.train.augment import parse
 
     missing = [name for name, _ in parse(config.augment) if name not in TORCH_AUGMENT]
     unfollowed = [
@@ -69,11 +69,11 @@ def recipe(config) -> str:
 
 
 def augment(x, spec: str, generator):
-    """NCHW `x` with `spec`'s flips and crops (`jaxcnn.augment`'s), each example its own draw."""
+    """NCHW `x` with `spec`'s flips and crops (`jaxcnn.train.augment`'s), each example its own draw."""
     import torch
     from torch.nn import functional
 
-    from jaxcnn.augment import crop_padding, parse
+    from jaxcnn.train.augment import crop_padding, parse
 
     n, _, h, w = x.shape
     for name, size in parse(spec):
@@ -110,12 +110,12 @@ def main(argv: list[str] | None = None) -> None:
     import jax
     import jax.numpy as jnp
 
-    from jaxcnn import config as config_lib
     from jaxcnn import data
     from jaxcnn.bench.peers import torch_model, torch_optimizer
     from jaxcnn.errors import JaxcnnError
-    from jaxcnn.optim import learning_rates
-    from jaxcnn.trainer import build_model
+    from jaxcnn.train import config as config_lib
+    from jaxcnn.train.optim import learning_rates
+    from jaxcnn.train.trainer import build_model
 
     try:
         config = config_lib.load(args.config)

@@ -2,7 +2,7 @@
 
 `MODELS` maps a config's `model.name` to its function; each takes the number
 of classes and keyword arguments (its widths, `conv_impl`) and returns a
-`jaxcnn.layers.Layer`.
+`jaxcnn.nn.layers.Layer`.
 """
 
 from jaxcnn.models.densenet import densenet

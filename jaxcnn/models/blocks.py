@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import jax
 
-from jaxcnn import layers as L
-from jaxcnn.geometry import IntPair
+from jaxcnn.nn import layers as L
+from jaxcnn.nn.geometry import IntPair
 
 
 def conv_bn_relu(

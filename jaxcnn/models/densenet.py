@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import jax
 
-from jaxcnn import layers as L
 from jaxcnn.models.blocks import classifier, conv_bn_relu, widths
+from jaxcnn.nn import layers as L
 
 
 def bn_relu_conv(channels: int, kernel_size: int, *, conv_impl: str = "auto") -> L.Layer:

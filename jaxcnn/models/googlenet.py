@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from jaxcnn import layers as L
 from jaxcnn.models.blocks import classifier, conv_bn_relu, widths
+from jaxcnn.nn import layers as L
 
 
 def inception(

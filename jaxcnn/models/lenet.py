@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax
 
-from jaxcnn import layers as L
+from jaxcnn.nn import layers as L
 
 
 def lenet_d2l(num_classes: int = 10, *, conv_impl: str = "auto") -> L.Layer:

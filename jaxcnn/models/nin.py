@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import jax
 
-from jaxcnn import layers as L
-from jaxcnn.geometry import IntPair
 from jaxcnn.models.blocks import widths
+from jaxcnn.nn import layers as L
+from jaxcnn.nn.geometry import IntPair
 
 
 def nin_block(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import jax
 
-from jaxcnn import layers as L
 from jaxcnn.models.blocks import conv_bn_relu, widths
+from jaxcnn.nn import layers as L
 
 
 def vgg_block(convs: int, channels: int, *, conv_impl: str = "auto") -> L.Layer:

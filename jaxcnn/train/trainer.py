@@ -4,7 +4,7 @@
 normalisation of the pixels and the data-parallel mesh. `Trainer.train_steps`
 runs one step, or a `lax.scan` over several, gathering each batch on the
 devices from the device-resident split; `Trainer.evaluate` scores a whole
-split. The loop that drives them is `jaxcnn.training`.
+split. The loop that drives them is `jaxcnn.train.loop`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
-from jaxcnn import data, layers, models, parallel, precision, transfer, xla
-from jaxcnn.augment import augment_and_mix, partner_labels
+from jaxcnn import data, models, parallel, xla
 from jaxcnn.errors import ConfigError
-from jaxcnn.network import walk
-from jaxcnn.optim import build_optimizer, eval_params
-from jaxcnn.precision import COMPUTE_DTYPES
+from jaxcnn.nn import layers
+from jaxcnn.nn.network import walk
+from jaxcnn.train import precision, transfer
+from jaxcnn.train.augment import augment_and_mix, partner_labels
+from jaxcnn.train.optim import build_optimizer, eval_params
+from jaxcnn.train.precision import COMPUTE_DTYPES
 
 # Dropout's key is its step's augmentation key folded with this: a stream of its own.
 DROPOUT_STREAM = 0x64726F70
@@ -40,13 +42,13 @@ class TrainState(NamedTuple):
     step: jax.Array  # [] int32, optimizer steps taken
     # With `num_seeds` K > 1, every field has a leading axis of K, one entry per seed.
     rng: jax.Array  # [2] uint32 raw key data, split once per step
-    loss_scale: jax.Array  # [] float32; 1 but for float16 (jaxcnn.precision)
+    loss_scale: jax.Array  # [] float32; 1 but for float16 (jaxcnn.train.precision)
 
 
 def build_model(config: ml_collections.ConfigDict, num_classes: int) -> layers.Layer:
     """The model named by `config.model.name`, with the rest of `config.model` as arguments.
 
-    The names and keys are checked by `jaxcnn.config.check`.
+    The names and keys are checked by `jaxcnn.train.config.check`.
     """
     kwargs = config.model.to_dict()
     return models.MODELS[kwargs.pop("name")](num_classes, **kwargs)
@@ -73,7 +75,7 @@ class Trainer:
         frozen: tuple[Any, Any] | None = None,
     ):
         """`frozen`: masks of the parameters and of the model state that `config.freeze`
-        keeps fixed (`jaxcnn.transfer.frozen_mask`), or None."""
+        keeps fixed (`jaxcnn.train.transfer.frozen_mask`), or None."""
         self.config, self.model, self.optimizer = config, model, optimizer
         self.frozen = frozen
         # Per channel, as constants of the compiled steps.
@@ -122,7 +124,7 @@ class Trainer:
         return metric if self.seeds == 1 else metric.T
 
     def eval_params(self, state: TrainState) -> Any:
-        """The parameters to evaluate `state` with (`jaxcnn.optim.eval_params`)."""
+        """The parameters to evaluate `state` with (`jaxcnn.train.optim.eval_params`)."""
         return self._eval_params(state.params, state.opt_state)
 
     def refresh_statistics(self, state: TrainState, images, order: np.ndarray) -> TrainState:
@@ -187,7 +189,7 @@ class Trainer:
         """Label-smoothed cross-entropy to minimise (times the loss `scale`); plain
         cross-entropy, accuracy and the model's new state (batch-norm statistics) to report.
         `own`: each example's weight of its own label where augmentation mixed it with its
-        partner's (`jaxcnn.augment.augment_and_mix`)."""
+        partner's (`jaxcnn.train.augment.augment_and_mix`)."""
         logits, model_state = self.logits(params, model_state, x, training=True, key=key)
         log_p = jax.nn.log_softmax(logits)
         classes = log_p.shape[-1]

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax.nn import initializers
 
-from jaxcnn.geometry import IntPair, int_pair
+from jaxcnn.nn.geometry import IntPair, int_pair
 
 Initializer = Callable[..., jax.Array]  # (key, shape, dtype) -> array
 

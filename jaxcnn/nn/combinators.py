@@ -4,7 +4,7 @@
 A composite's parameters and state are nested dicts named as its children
 are, with empty ones left out; each child draws its random numbers from the
 composite's key folded with its index. How a composite wires its children is
-written once per kind, in its `trace`, which `jaxcnn.network.walk` follows.
+written once per kind, in its `trace`, which `jaxcnn.nn.network.walk` follows.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxcnn.network import Layer, Shape, State, Visit, size
-from jaxcnn.params import ParamTree as Params
+from jaxcnn.nn.network import Layer, Shape, State, Visit, size
+from jaxcnn.nn.params import ParamTree as Params
 
 Step = tuple[str, Layer]
 Function = Callable[[jax.Array], jax.Array]

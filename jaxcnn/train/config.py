@@ -24,12 +24,14 @@ from typing import Any
 
 import ml_collections
 
-from jaxcnn import layers, models, transfer
-from jaxcnn.augment import parse as parse_augment
+from jaxcnn import models
 from jaxcnn.data.sources import FASHION_MNIST_DIR
 from jaxcnn.errors import ConfigError
-from jaxcnn.optim import OPTIMIZERS, SCHEDULES
-from jaxcnn.precision import COMPUTE_DTYPES
+from jaxcnn.nn import layers
+from jaxcnn.train import transfer
+from jaxcnn.train.augment import parse as parse_augment
+from jaxcnn.train.optim import OPTIMIZERS, SCHEDULES
+from jaxcnn.train.precision import COMPUTE_DTYPES
 
 # Groups whose keys are free-form: the model's arguments, XLA's options.
 OPEN_GROUPS = ("model", "cpu_compiler_options")
@@ -53,20 +55,20 @@ def defaults() -> ml_collections.ConfigDict:
     # Of the training split, held out to score each epoch on (0: none): each example drawn by a
     # hash of its pixels and label, the same every run. With it, nothing is chosen on the test split.
     config.validation_fraction = 0.0
-    # e.g. "crop,flip", "reflect_crop:2,flip,cutout:8", "flip,mixup:0.2" (jaxcnn.augment)
+    # e.g. "crop,flip", "reflect_crop:2,flip,cutout:8", "flip,mixup:0.2" (jaxcnn.train.augment)
     config.augment = ""
     # Model: `name` is a key of jaxcnn.models.MODELS, the other keys its arguments.
     config.model = ml_collections.ConfigDict()
     config.model.name = "lenet"
     # Start from the model trained in this workdir: every parameter and statistic whose path
-    # and shape match is loaded (jaxcnn.transfer), the rest initialised afresh ('' for none).
+    # and shape match is loaded (jaxcnn.train.transfer), the rest initialised afresh ('' for none).
     config.init_from = ""
     # Layers kept as loaded or initialised, e.g. "conv1,conv2" (a name or a prefix: "stage1").
     config.freeze = ""
     # Optimisation
-    config.optimizer = "adam"  # a key of jaxcnn.optim.OPTIMIZERS
+    config.optimizer = "adam"  # a key of jaxcnn.train.optim.OPTIMIZERS
     config.learning_rate = 1e-3  # the peak, for schedules that rise and fall
-    config.schedule = "constant"  # a key of jaxcnn.optim.SCHEDULES
+    config.schedule = "constant"  # a key of jaxcnn.train.optim.SCHEDULES
     config.warmup_epochs = 0.0  # for 'cosine' and 'warmup_constant'
     config.momentum = 0.0  # sgd only; > 0 uses Nesterov momentum
     config.weight_decay = 0.0  # adamw only, decoupled
@@ -192,7 +194,9 @@ def check(config: ml_collections.ConfigDict) -> None:
             raise ConfigError(f"unknown config key `{key}`; the keys are {sorted(schema)}")
     for key in schema:
         if key not in config:
-            raise ConfigError(f"the config has no `{key}`; start it from jaxcnn.config.defaults()")
+            raise ConfigError(
+                f"the config has no `{key}`; start it from jaxcnn.train.config.defaults()"
+            )
     for key, (fits, form) in RULES.items():
         if not fits(config[key]):
             raise ConfigError(f"`{key}` must be {form}, got {config[key]!r}")

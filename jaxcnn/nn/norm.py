@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxcnn.errors import reverse_mode_only
-from jaxcnn.init import positive_int
+from jaxcnn.nn.init import positive_int
 from jaxcnn.parallel import reshape_examples
 
 BatchNormParams = Mapping[str, jax.Array]  # {"scale": (c,), "bias": (c,)}

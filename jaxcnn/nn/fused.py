@@ -20,16 +20,16 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxcnn.auto import BANDED_MAX_CHANNELS, conv2d_auto
-from jaxcnn.conv import conv_call
-from jaxcnn.cpu_kernels import patch_product
 from jaxcnn.errors import reverse_mode_only
-from jaxcnn.geometry import IntPair, Padding, PadPairs, window_geometry
-from jaxcnn.norm import channel_sum
+from jaxcnn.nn.auto import BANDED_MAX_CHANNELS, conv2d_auto
+from jaxcnn.nn.conv import conv_call
+from jaxcnn.nn.cpu_kernels import patch_product
+from jaxcnn.nn.geometry import IntPair, Padding, PadPairs, window_geometry
+from jaxcnn.nn.norm import channel_sum
+from jaxcnn.nn.params import Params
+from jaxcnn.nn.patches import stack_grid, tap_selector
+from jaxcnn.nn.pool import avg_pool2d, max_pool2d
 from jaxcnn.parallel import reshape_examples
-from jaxcnn.params import Params
-from jaxcnn.patches import stack_grid, tap_selector
-from jaxcnn.pool import avg_pool2d, max_pool2d
 
 # A per-example bias row up to this many values (256 KB in float32, a fraction
 # of a core's L2 cache): the row is meant to stay in cache while each example's

@@ -1,14 +1,14 @@
 """Training and evaluation: `train_and_evaluate(config, workdir)`, which never loses a run.
 
-The loop runs `jaxcnn.trainer`'s jitted steps, `steps_per_call` to a call, and
+The loop runs `jaxcnn.train.trainer`'s jitted steps, `steps_per_call` to a call, and
 scores a validation split after every epoch and the test split every
-`eval_every_epochs` and after the last (`jaxcnn.evaluation`; early stopping:
-`jaxcnn.monitor`).
+`eval_every_epochs` and after the last (`jaxcnn.train.evaluation`; early stopping:
+`jaxcnn.train.monitor`).
 It saves a checkpoint every `checkpoint_every_steps` steps and at each epoch's end;
 rerunning in the workdir resumes from the newest intact one with the same data order
 and draws, as if uninterrupted, and refuses another model's, optimizer's, seed's or
-data's (`jaxcnn.position`). One training holds a workdir (`jaxcnn.workdir`). SIGTERM
-and Ctrl-C stop it after a checkpoint (`jaxcnn.stop`); a non-finite loss, or one above
+data's (`jaxcnn.train.position`). One training holds a workdir (`jaxcnn.train.workdir`). SIGTERM
+and Ctrl-C stop it after a checkpoint (`jaxcnn.train.stop`); a non-finite loss, or one above
 `max_loss`, stops it before anything of it is saved; a failed save, within a call.
 """
 
@@ -24,22 +24,23 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from jaxcnn import config as config_lib
-from jaxcnn import data, parallel, transfer
-from jaxcnn import metrics as metrics_lib
-from jaxcnn import workdir as workdir_lib
-from jaxcnn.batch_source import BatchSource
-from jaxcnn.checkpoint import Checkpoints
+from jaxcnn import data, parallel
 from jaxcnn.data.holdout import Holdout, holdout
 from jaxcnn.errors import JaxcnnError, SaveError
-from jaxcnn.evaluation import Scorer
-from jaxcnn.monitor import Monitor
-from jaxcnn.phases import Phases
-from jaxcnn.position import Position, check_record, fingerprint
-from jaxcnn.predict import Predictor
-from jaxcnn.stop import Diverged, Stopped, StopRequests
-from jaxcnn.summary import summary
-from jaxcnn.trainer import Trainer, TrainState, compiler_options, create_trainer, device_mesh
+from jaxcnn.nn.summary import summary
+from jaxcnn.train import config as config_lib
+from jaxcnn.train import metrics as metrics_lib
+from jaxcnn.train import transfer
+from jaxcnn.train import workdir as workdir_lib
+from jaxcnn.train.batch_source import BatchSource
+from jaxcnn.train.checkpoint import Checkpoints
+from jaxcnn.train.evaluation import Scorer
+from jaxcnn.train.monitor import Monitor
+from jaxcnn.train.phases import Phases
+from jaxcnn.train.position import Position, check_record, fingerprint
+from jaxcnn.train.predict import Predictor
+from jaxcnn.train.stop import Diverged, Stopped, StopRequests
+from jaxcnn.train.trainer import Trainer, TrainState, compiler_options, create_trainer, device_mesh
 
 CHECKPOINT_DIR = "checkpoints"
 

@@ -15,10 +15,10 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxcnn import config as config_lib
 from jaxcnn import data
 from jaxcnn.data import stream
-from jaxcnn.trainer import Trainer, TrainState
+from jaxcnn.train import config as config_lib
+from jaxcnn.train.trainer import Trainer, TrainState
 
 
 class BatchSource:

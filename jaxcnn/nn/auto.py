@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import jax
 
-from jaxcnn import cpu_kernels
-from jaxcnn.conv import conv_call, lax_conv
 from jaxcnn.errors import reverse_mode_only
-from jaxcnn.geometry import Geometry, IntPair, Padding
-from jaxcnn.params import Params
+from jaxcnn.nn import cpu_kernels
+from jaxcnn.nn.conv import conv_call, lax_conv
+from jaxcnn.nn.geometry import Geometry, IntPair, Padding
+from jaxcnn.nn.params import Params
 
 # On CPU, a strided 1x1 conv of one group is a slice and a product; otherwise, with
 # at most TAP_SUM_MAX_CHANNELS input channels per group the forward
@@ -80,7 +80,7 @@ def conv2d_auto(
     """`conv2d` computed the fastest way for the layer's shape and backend; same results.
 
     On CPU, a strided 1x1 conv with one group (a ResNet's shortcut) is a strided
-    slice and a matrix product (`jaxcnn.cpu_kernels.pointwise_conv`); any other,
+    slice and a matrix product (`jaxcnn.nn.cpu_kernels.pointwise_conv`); any other,
     by input channels per group `c` (`choose_kernel`):
 
     - `c <= TAP_SUM_MAX_CHANNELS` (a first layer on grey or RGB images): the
@@ -88,10 +88,10 @@ def conv2d_auto(
       pass; gradients as below with one group, else from `lax`.
     - `c <= BANDED_MAX_CHANNELS`, one group, and patches of at most
       `BANDED_MAX_PATCH_BYTES`: forward and gradients are matrix products over
-      banded patches (`jaxcnn.cpu_kernels.banded_conv`).
+      banded patches (`jaxcnn.nn.cpu_kernels.banded_conv`).
     - otherwise `lax.conv_general_dilated`, forward and gradients, the
       gradients written as NHWC convs so that they stay fast inside
-      `lax.scan` (`jaxcnn.cpu_kernels.conv_nhwc_grads`); a strided conv's
+      `lax.scan` (`jaxcnn.nn.cpu_kernels.conv_nhwc_grads`); a strided conv's
       input gradient by phases, as one stride-1 conv.
 
     On GPU and TPU, `lax` with autodiff's gradients: what `conv2d` runs.

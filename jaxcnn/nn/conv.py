@@ -6,7 +6,7 @@
 - `conv2d_patches`: the same semantics written by hand: cut the padded input
   into patches with strided slices (im2col) and do one matrix product.
 
-`conv2d_auto` (in `jaxcnn.auto`) gives the same numbers by whichever kernel is
+`conv2d_auto` (in `jaxcnn.nn.auto`) gives the same numbers by whichever kernel is
 fastest for the layer. Images are NHWC, kernels HWIO:
 `(kh, kw, in_channels // groups, out_channels)`. Parameters are
 `{"kernel": ..., "bias": ...}`; `"bias"` is optional.
@@ -22,7 +22,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.sharding import PartitionSpec
 
-from jaxcnn.geometry import (
+from jaxcnn.nn.geometry import (
     DIMENSION_NUMBERS,
     Geometry,
     IntPair,
@@ -32,9 +32,9 @@ from jaxcnn.geometry import (
     effective_window,
     window_geometry,
 )
+from jaxcnn.nn.params import Params, kernel_and_bias
+from jaxcnn.nn.patches import extract_patches
 from jaxcnn.parallel import examples_sharding, reshape_examples
-from jaxcnn.params import Params, kernel_and_bias
-from jaxcnn.patches import extract_patches
 
 KERNEL_FORM = "(kh, kw, in_channels // groups, out_channels)"
 
@@ -139,7 +139,7 @@ def conv2d(
       x: NHWC input `(n, h, w, in_channels)`, or one HWC image.
       stride: an int or `(sh, sw)`.
       padding: an int, `(ph, pw)`, `((top, bottom), (left, right))`, `"SAME"`
-        or `"VALID"` (see `jaxcnn.geometry.pad_pairs`).
+        or `"VALID"` (see `jaxcnn.nn.geometry.pad_pairs`).
       dilation: kernel dilation, an int or `(dh, dw)`.
       groups: split the channels into this many independent groups.
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxcnn.config import MONITORS
-from jaxcnn.position import Position
+from jaxcnn.train.config import MONITORS
+from jaxcnn.train.position import Position
 
 
 class Monitor:

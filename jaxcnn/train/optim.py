@@ -86,7 +86,7 @@ def build_optimizer(
 ) -> optax.GradientTransformation:
     """`config.optimizer` over `config.schedule`, which runs `num_epochs * steps_per_epoch` steps.
 
-    The names are checked by `jaxcnn.config.check`; here they must be keys of
+    The names are checked by `jaxcnn.train.config.check`; here they must be keys of
     `OPTIMIZERS` and `SCHEDULES`.
     """
     optimizer = OPTIMIZERS[config.optimizer](learning_rates(config, steps_per_epoch), config)

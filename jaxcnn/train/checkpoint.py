@@ -37,7 +37,7 @@ from absl import logging
 from jaxcnn import parallel
 from jaxcnn.digest import array_digest
 from jaxcnn.errors import CheckpointError, SaveError
-from jaxcnn.position import misfit, shapes
+from jaxcnn.train.position import misfit, shapes
 
 DAMAGED_DIR = "checkpoints-damaged"  # beside the checkpoints, where damaged ones are set aside
 TMP_MARKER = ".orbax-checkpoint-tmp"  # in the name of a save orbax has not finished

@@ -1,10 +1,10 @@
 """The kinds of conv layer: a conv alone (`Conv2d`), or with the pool after it (`Conv2dMaxPool`,
 `Conv2dAvgPool`), and the implementations a conv layer can run (`CONV_IMPLS`).
 
-Each is a frozen description of its options (`jaxcnn.network.Layer`); the
+Each is a frozen description of its options (`jaxcnn.nn.network.Layer`); the
 kernel it runs is chosen once per layer, from its options, its input's shape
 and the backend (`runs_as` says which, the summary prints it), by
-`jaxcnn.auto.choose_kernel` and `jaxcnn.fused.runs_fused`.
+`jaxcnn.nn.auto.choose_kernel` and `jaxcnn.nn.fused.runs_fused`.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from collections.abc import Callable
 
 import jax
 
-from jaxcnn import fused
-from jaxcnn import init as init_lib
-from jaxcnn import pool as pool_lib
-from jaxcnn.auto import choose_kernel, conv2d_auto
-from jaxcnn.conv import conv2d as lax_conv2d
-from jaxcnn.conv import conv2d_patches
-from jaxcnn.geometry import Geometry, IntPair, Padding, window_geometry
-from jaxcnn.network import Layer, Shape, freeze_options, size
+from jaxcnn.nn import fused
+from jaxcnn.nn import init as init_lib
+from jaxcnn.nn import pool as pool_lib
+from jaxcnn.nn.auto import choose_kernel, conv2d_auto
+from jaxcnn.nn.conv import conv2d as lax_conv2d
+from jaxcnn.nn.conv import conv2d_patches
+from jaxcnn.nn.geometry import Geometry, IntPair, Padding, window_geometry
+from jaxcnn.nn.network import Layer, Shape, freeze_options, size
 
 # The conv implementations a layer (and a config's `model.conv_impl`) can name.
 CONV_IMPLS: dict[str, Callable[..., jax.Array]] = {
@@ -149,7 +149,7 @@ class Conv2d(ConvLayer):
 @dataclasses.dataclass(frozen=True)
 class PooledConv(ConvLayer):
     """A stride-1 conv and the `window` pool after it: with `impl="auto"` (the default)
-    computed together on CPU (`jaxcnn.fused`), else one after the other."""
+    computed together on CPU (`jaxcnn.nn.fused`), else one after the other."""
 
     window: IntPair
     pool = "max"

@@ -20,12 +20,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jaxcnn import config as config_lib
-from jaxcnn.checkpoint import Checkpoints
 from jaxcnn.data import DataInfo
 from jaxcnn.data.images import Layout, UnreadableImage, read_image
 from jaxcnn.errors import CheckpointError, DataError, WorkdirError
-from jaxcnn.trainer import Trainer, TrainState, create_trainer
+from jaxcnn.train import config as config_lib
+from jaxcnn.train.checkpoint import Checkpoints
+from jaxcnn.train.trainer import Trainer, TrainState, create_trainer
 
 CHECKPOINTS = ("best", "newest")  # which checkpoint `Predictor.load` reads
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxcnn.network import Layer
+from jaxcnn.nn.network import Layer
 
 
 def layer_names(layer: Layer, prefix: str = "") -> list[str]:
@@ -94,7 +94,7 @@ def start_from(state: Any, source: Any, trainer: Any, where: str) -> tuple[Any, 
 
     Args:
       state: the run's initial state, replicated over `trainer`'s mesh.
-      source: a loaded model (`jaxcnn.predict.Predictor`) of the `init_from` workdir.
+      source: a loaded model (`jaxcnn.train.predict.Predictor`) of the `init_from` workdir.
       trainer: the run's `Trainer`: its optimizer starts afresh on the loaded parameters.
       where: the `init_from` workdir, for the line.
     """

@@ -1,14 +1,14 @@
 """The `Layer`: one step of a network, or a network, described by a frozen value.
 
 Each kind of layer is a frozen dataclass whose fields are its options
-(`jaxcnn.layers.Conv2d(out_channels=6, kernel_size=5, padding=2)`); it holds
+(`jaxcnn.nn.layers.Conv2d(out_channels=6, kernel_size=5, padding=2)`); it holds
 no arrays, so a layer is hashable, compares by its options and can be a
 static argument of `jax.jit`. Two methods make it run:
 
     initialize(key, input_shape) -> (output_shape, params, state)
     forward(params, state, x, *, training, key) -> (y, new_state)
 
-A composite (`jaxcnn.combinators`) declares how its children are wired once,
+A composite (`jaxcnn.nn.combinators`) declares how its children are wired once,
 in `trace`; `walk` follows that to list every layer of a network with its
 path and its input and output shapes, without computing anything. The
 summary, the pictures and the PyTorch and Flax twins all read a network
@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import jax
 import jax.numpy as jnp
 
-from jaxcnn.params import ParamTree as Params
+from jaxcnn.nn.params import ParamTree as Params
 
 Shape = tuple[int, ...]
 State = dict[str, Any]  # a model's state: {layer name: its state}, nested as params are

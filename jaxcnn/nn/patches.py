@@ -2,7 +2,7 @@
 
 `extract_patches` is the patch matrix of `conv2d_patches`; `tap_slices`,
 `stack_grid` and `tap_selector` are the pieces it and the CPU kernels
-(`jaxcnn.cpu_kernels`, `jaxcnn.fused`) build their patches and band matrices from.
+(`jaxcnn.nn.cpu_kernels`, `jaxcnn.nn.fused`) build their patches and band matrices from.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.geometry import Geometry
+from jaxcnn.nn.geometry import Geometry
 from jaxcnn.parallel import reshape_examples
 
 
@@ -20,7 +20,7 @@ def extract_patches(x: jax.Array, geom: Geometry) -> jax.Array:
 
     Args:
       x: NHWC `(n, h, w, c)`.
-      geom: the window's geometry (see `jaxcnn.geometry.window_geometry`).
+      geom: the window's geometry (see `jaxcnn.nn.geometry.window_geometry`).
 
     Returns:
       `(n, out_h, out_w, kh * kw, c)`: `patches[b, i, j, p * kw + q]` is the

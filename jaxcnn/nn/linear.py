@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax
 
-from jaxcnn.params import Params, kernel_and_bias
+from jaxcnn.nn.params import Params, kernel_and_bias
 
 
 def flatten(x: jax.Array) -> jax.Array:

@@ -2,7 +2,7 @@
 
 XLA's CPU convolution is slow for few channels, above all its gradients, and
 its gradient convs are slow inside `lax.scan`. These kernels are what
-`conv2d_auto` (`jaxcnn.auto`) and `conv2d_max_pool` (`jaxcnn.fused`) run on
+`conv2d_auto` (`jaxcnn.nn.auto`) and `conv2d_max_pool` (`jaxcnn.nn.fused`) run on
 CPU instead; docs/performance.md has the measurements behind each.
 
 - `tap_sum`: the lecture's sum over kernel taps as broadcast multiplies.
@@ -23,10 +23,10 @@ import operator
 import jax
 import jax.numpy as jnp
 
-from jaxcnn.conv import geometry_conv, lax_conv, nhwc_conv
-from jaxcnn.geometry import Geometry, effective_window
+from jaxcnn.nn.conv import geometry_conv, lax_conv, nhwc_conv
+from jaxcnn.nn.geometry import Geometry, effective_window
+from jaxcnn.nn.patches import stack_grid, strided, tap_selector, tap_slices
 from jaxcnn.parallel import examples_sharding, reshape_examples
-from jaxcnn.patches import stack_grid, strided, tap_selector, tap_slices
 
 # `lax`'s convolution with its gradients written as NHWC x HWIO convs, the same
 # numbers as autodiff's. Autodiff's gradient convs read the image with batch

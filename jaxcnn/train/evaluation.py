@@ -14,7 +14,7 @@ import jax
 import numpy as np
 
 from jaxcnn import data, parallel
-from jaxcnn.trainer import Trainer, TrainState
+from jaxcnn.train.trainer import Trainer, TrainState
 
 
 class Scorer:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import jax
 
-from jaxcnn.network import Layer, Shape, State, walk
-from jaxcnn.params import ParamTree as Params
+from jaxcnn.nn.network import Layer, Shape, State, walk
+from jaxcnn.nn.params import ParamTree as Params
 
 
 def summary(model: Layer, params: Params, input_shape: Shape, state: State | None = None) -> str:

@@ -2,7 +2,7 @@
 
 As in the lecture and PyTorch, `stride` defaults to the window, so windows
 tile the image without overlap. Windows, strides and padding follow the same
-rules as convolution (`jaxcnn.geometry`).
+rules as convolution (`jaxcnn.nn.geometry`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from jaxcnn.geometry import Geometry, IntPair, Padding, as_image_batch, int_pair, window_geometry
+from jaxcnn.nn.geometry import Geometry, IntPair, Padding, as_image_batch, int_pair, window_geometry
 from jaxcnn.parallel import reshape_examples
 
 

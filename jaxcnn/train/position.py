@@ -1,6 +1,6 @@
 """Where training stands, as a checkpoint's JSON record holds it, and whether a run may resume it.
 
-A checkpoint (`jaxcnn.checkpoint`) keeps the training state and a record:
+A checkpoint (`jaxcnn.train.checkpoint`) keeps the training state and a record:
 the `Position` (finished epochs, steps into the next, the unfinished epoch's
 metrics) and the `fingerprint` of what made it: the model and its options,
 the optimizer, the seeds, and the data (its digest, image shape and class

@@ -15,7 +15,7 @@ the lecture write them:
 
 With batch norm or dropout, `init_with_state` and `apply_with_state` carry the
 state and take the key. A new kind of layer is a class here, or in a module of
-its family as the conv kinds are in `jaxcnn.conv_layers` (its options, `make`,
+its family as the conv kinds are in `jaxcnn.nn.conv_layers` (its options, `make`,
 `forward`, and its `flops` for the summary), and its name in `__all__`; the PyTorch and Flax twins (`jaxcnn.bench`) hold a table from kind
 to their framework's layer, which a kind without a twin is simply absent from.
 """
@@ -27,10 +27,10 @@ from collections.abc import Callable
 
 import jax
 
-from jaxcnn import init as init_lib
-from jaxcnn import linear
-from jaxcnn import pool as pool_lib
-from jaxcnn.combinators import (
+from jaxcnn.nn import init as init_lib
+from jaxcnn.nn import linear
+from jaxcnn.nn import pool as pool_lib
+from jaxcnn.nn.combinators import (
     Activation,
     Concat,
     Residual,
@@ -39,7 +39,7 @@ from jaxcnn.combinators import (
     residual,
     sequential,
 )
-from jaxcnn.conv_layers import (
+from jaxcnn.nn.conv_layers import (
     CONV_IMPLS,
     Conv2d,
     Conv2dAvgPool,
@@ -48,13 +48,13 @@ from jaxcnn.conv_layers import (
     PooledConv,
     conv_impl,
 )
-from jaxcnn.dropout import check_rate
-from jaxcnn.dropout import dropout as dropout_fn
-from jaxcnn.geometry import Geometry, IntPair, Padding
-from jaxcnn.network import Layer, Node, Shape, freeze_options, size, walk
-from jaxcnn.norm import batch_norm as batch_norm_fn
-from jaxcnn.norm import init_batch_norm
-from jaxcnn.summary import summary
+from jaxcnn.nn.dropout import check_rate
+from jaxcnn.nn.dropout import dropout as dropout_fn
+from jaxcnn.nn.geometry import Geometry, IntPair, Padding
+from jaxcnn.nn.network import Layer, Node, Shape, freeze_options, size, walk
+from jaxcnn.nn.norm import batch_norm as batch_norm_fn
+from jaxcnn.nn.norm import init_batch_norm
+from jaxcnn.nn.summary import summary
 
 __all__ = [
     "CONV_IMPLS",
