@@ -20,8 +20,7 @@ from absl import logging
 # this is the one TFDS module it would otherwise import late.
 from tensorflow_datasets.core import dataset_metadata  # noqa: F401
 
-from jaxcnn.data.prepare import BUILDER_VERSION
-from jaxcnn.data.sources import DataError, Source
+from jaxcnn.data.sources import BUILDER_VERSION, DataError, Source
 
 
 class PreparedImages(tfds.core.GeneratorBasedBuilder):

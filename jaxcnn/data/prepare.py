@@ -37,6 +37,8 @@ from tqdm import tqdm
 
 from jaxcnn.data.images import Layout, choose_layout, decode, skipped_message
 from jaxcnn.data.sources import (
+    BUILDER_DIR,
+    BUILDER_VERSION,
     FASHION_MNIST_CLASSES,
     DataError,
     Source,
@@ -47,8 +49,6 @@ from jaxcnn.data.sources import (
 from jaxcnn.digest import array_digest
 from jaxcnn.files import write_atomically
 
-BUILDER_DIR = "prepared_images"  # under tfds_dir: PreparedImages' name in snake case
-BUILDER_VERSION = "2.0.0"  # PreparedImages.VERSION
 CLASSES_FILE = "classes.json"
 DIGEST_FILE = "digest.json"
 

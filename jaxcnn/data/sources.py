@@ -37,6 +37,10 @@ FASHION_MNIST_CLASSES = (
     "Bag",
     "Ankle boot",
 )
+# Where a source's prepared copy lives under `tfds_dir`: builder.PreparedImages' TFDS name (in
+# snake case) and version, here so that preparing needs no TFDS to find a copy.
+BUILDER_DIR = "prepared_images"
+BUILDER_VERSION = "2.0.0"
 SPLIT_PREFIXES = {"train": "train", "test": "t10k"}
 # Files an image folder may hold besides images: not counted as unreadable.
 IGNORED_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
