@@ -25,7 +25,7 @@ def test_checking_every_shipped_config_starts_no_jax_backend():
     code = (
         "import sys\n"
         "from jax._src import xla_bridge\n"
-        "from jaxcnn import config\n"
+        "from jaxcnn.train import config\n"
         f"for path in sorted(__import__('pathlib').Path({str(CONFIGS)!r}).glob('[!_]*.py')):\n"
         "    config.check(config.load(path))\n"
         "    assert not xla_bridge.backends_are_initialized(), path\n"
@@ -144,13 +144,13 @@ def test_configs_load_from_any_working_directory(tmp_path):
     sibling.mkdir()
     (sibling / "__init__.py").write_text("")
     (sibling / "base.py").write_text(
-        "from jaxcnn import config as c\n\ndef get_config():\n    return c.defaults()\n"
+        "from jaxcnn.train import config as c\n\ndef get_config():\n    return c.defaults()\n"
     )
     (sibling / "wide.py").write_text(
         "from mine import base\n\ndef get_config():\n"
         "    config = base.get_config()\n    config.batch_size = 64\n    return config\n"
     )
-    code = f"from jaxcnn import config; print(config.load({str(sibling / 'wide.py')!r}).batch_size)"
+    code = f"from jaxcnn.train import config; print(config.load({str(sibling / 'wide.py')!r}).batch_size)"
     result = subprocess.run(
         [sys.executable, "-c", code], cwd="/", capture_output=True, text=True, timeout=300
     )
