@@ -10,7 +10,7 @@ import jax
 
 from jaxcnn.errors import reverse_mode_only
 from jaxcnn.nn import cpu_kernels
-from jaxcnn.nn.conv import conv_call, lax_conv
+from jaxcnn.nn.conv import conv_call, geometry_conv
 from jaxcnn.nn.geometry import Geometry, IntPair, Padding
 from jaxcnn.nn.params import Params
 
@@ -117,7 +117,7 @@ def conv2d_auto(
     elif kernel == "banded":
         y = cpu_kernels.banded_conv(call.x, call.kernel, call.geom)
     elif (backend or jax.default_backend()) == "cpu":
-        y = lax_conv(call.x, call.kernel, call.geom, groups, cpu_kernels.conv_nhwc_grads)
+        y = geometry_conv(call.x, call.kernel, call.geom, groups, cpu_kernels.conv_nhwc_grads)
     else:
-        y = lax_conv(call.x, call.kernel, call.geom, groups)
+        y = geometry_conv(call.x, call.kernel, call.geom, groups)
     return call.finish(y)

@@ -152,7 +152,7 @@ def conv2d(
     gives the same numbers without that cost.
     """
     call = conv_call(params, x, stride, padding, dilation, groups)
-    return call.finish(lax_conv(call.x, call.kernel, call.geom, groups))
+    return call.finish(geometry_conv(call.x, call.kernel, call.geom, groups))
 
 
 def nhwc_conv(
@@ -166,7 +166,8 @@ def nhwc_conv(
     groups: int = 1,
     batch_groups: int = 1,
 ) -> jax.Array:
-    """`lax.conv_general_dilated` with NHWC images, HWIO kernels and NHWC results."""
+    """`lax.conv_general_dilated` with NHWC images, HWIO kernels and NHWC results: jaxcnn's
+    one call of it, which every conv that XLA runs as a convolution goes through."""
     return lax.conv_general_dilated(
         x,
         kernel,
@@ -180,35 +181,39 @@ def nhwc_conv(
     )
 
 
-def geometry_conv(x: jax.Array, kernel: jax.Array, geom: Geometry, groups: int) -> jax.Array:
-    """`nhwc_conv` with a `Geometry`'s stride, padding and dilation."""
-    return nhwc_conv(
-        x, kernel, stride=geom.stride, padding=geom.padding, dilation=geom.dilation, groups=groups
-    )
-
-
-def lax_conv(
+def geometry_conv(
     x: jax.Array,
     kernel: jax.Array,
     geom: Geometry,
     groups: int,
-    conv: Callable[[jax.Array, jax.Array, Geometry, int], jax.Array] = geometry_conv,
+    conv: Callable[[jax.Array, jax.Array, Geometry, int], jax.Array] | None = None,
 ) -> jax.Array:
-    """`conv(x, kernel, geom, groups)` (`lax`'s, or one with other gradients), also under
-    explicit sharding.
+    """The convolution `geom` describes, NHWC `x` and HWIO `kernel` in, NHWC out:
+    `nhwc_conv` with `geom`'s stride, padding and dilation, or `conv(x, kernel, geom,
+    groups)`, the same numbers with other gradients. Wherever it runs:
 
-    Under explicit sharding JAX (0.10) cannot type the kernel gradient's
-    conv, a sum over the sharded examples; XLA's partitioner can, so the conv
-    runs under Auto axes there.
+    - padded past the window first (`pad_past_window`, openxla/xla#48713);
+    - under explicit sharding, run under Auto axes: JAX cannot type the kernel
+      gradient's conv, a sum over the sharded examples; XLA's partitioner can.
     """
     x, geom = pad_past_window(x, geom)
+
+    def run(x: jax.Array, kernel: jax.Array) -> jax.Array:
+        if conv is not None:
+            return conv(x, kernel, geom, groups)
+        return nhwc_conv(
+            x,
+            kernel,
+            stride=geom.stride,
+            padding=geom.padding,
+            dilation=geom.dilation,
+            groups=groups,
+        )
+
     batch = examples_sharding(x)
     if batch is None:
-        return conv(x, kernel, geom, groups)
-    auto = jax.sharding.auto_axes(
-        lambda x, kernel: conv(x, kernel, geom, groups), out_sharding=PartitionSpec(batch)
-    )
-    return auto(x, kernel)
+        return run(x, kernel)
+    return jax.sharding.auto_axes(run, out_sharding=PartitionSpec(batch))(x, kernel)
 
 
 def pad_past_window(x: jax.Array, geom: Geometry) -> tuple[jax.Array, Geometry]:

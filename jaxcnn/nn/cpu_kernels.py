@@ -23,21 +23,26 @@ import operator
 import jax
 import jax.numpy as jnp
 
-from jaxcnn.nn.conv import geometry_conv, lax_conv, nhwc_conv
+from jaxcnn.nn.conv import geometry_conv, nhwc_conv
 from jaxcnn.nn.geometry import Geometry, effective_window
 from jaxcnn.nn.patches import stack_grid, strided, tap_selector, tap_slices
 from jaxcnn.parallel import examples_sharding, reshape_examples
+
 
 # `lax`'s convolution with its gradients written as NHWC x HWIO convs, the same
 # numbers as autodiff's. Autodiff's gradient convs read the image with batch
 # and channel axes swapped; XLA's CPU compiler rewrites such convs into the
 # form its fast kernel takes only outside loops (jax-ml/jax#12868), which is
 # where train.py runs its steps. Reverse mode only, as any `jax.custom_vjp`.
-conv_nhwc_grads = jax.custom_vjp(geometry_conv, nondiff_argnums=(2, 3))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def conv_nhwc_grads(x: jax.Array, kernel: jax.Array, geom: Geometry, groups: int) -> jax.Array:
+    return nhwc_conv(
+        x, kernel, stride=geom.stride, padding=geom.padding, dilation=geom.dilation, groups=groups
+    )
 
 
 def _conv_nhwc_grads_fwd(x, kernel, geom, groups):
-    return geometry_conv(x, kernel, geom, groups), (x, kernel)
+    return conv_nhwc_grads(x, kernel, geom, groups), (x, kernel)
 
 
 def _conv_nhwc_grads_bwd(geom, groups, residuals, grad):
@@ -268,7 +273,7 @@ def _matmul_conv_bwd(geom, groups, residuals, grad):
     if groups == 1:
         conv = lambda x, kernel: banded_conv(x, kernel, geom)  # noqa: E731
     else:
-        conv = lambda x, kernel: lax_conv(x, kernel, geom, groups, conv_nhwc_grads)  # noqa: E731
+        conv = lambda x, kernel: geometry_conv(x, kernel, geom, groups, conv_nhwc_grads)  # noqa: E731
     _, vjp = jax.vjp(conv, x, kernel)
     return vjp(grad)
 
