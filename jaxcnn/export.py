@@ -71,7 +71,7 @@ def metadata(predictor: Predictor) -> dict:
             "std": list(info.std),
         },
         "class_names": list(info.class_names),
-        "epochs": predictor.step,
+        "epochs": predictor.epochs,
         "jax": jax.__version__,
     }
 

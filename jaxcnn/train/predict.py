@@ -39,10 +39,11 @@ class Prediction:
 
 
 class Predictor:
-    """A trained model and what it needs to read images as it was trained to."""
+    """A trained model and what it needs to read images as it was trained to; `epochs`: how
+    many it had trained when its checkpoint was saved."""
 
-    def __init__(self, trainer: Trainer, state: TrainState, info: DataInfo, step: int):
-        self.trainer, self.state, self.info, self.step = trainer, state, info, step
+    def __init__(self, trainer: Trainer, state: TrainState, info: DataInfo, epochs: int):
+        self.trainer, self.state, self.info, self.epochs = trainer, state, info, epochs
         self._probabilities = jax.jit(self._forward)
 
     @classmethod
