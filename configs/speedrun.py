@@ -9,8 +9,10 @@ schedule, shifts and flips, label smoothing, batch 128) for 21 epochs, the test
 split scored once, at the end, with test-time augmentation: the mean logits of
 each image, its mirror, and both shifted a pixel down-right and up-left.
 Measured on a 2-core Intel Xeon (the N acceptance check's command: a clean
-workdir, data prepared in the run): 94.03% in 776, 809 and 844 s, whole process
-(the same numbers each time: a run is deterministic on one machine). On a
+workdir, data prepared in the run): 94.03% in 776, 809, 844 and 798 s, whole
+process (the same numbers each time: a run is deterministic on one machine). The
+README's results runs of the same program took 776 s and 972 s: whole-run times
+on shared 2-core machines vary by a quarter from run to run. On a
 2-core AMD EPYC, 19 epochs took 794 s (93.95%); 21 there are untimed
 (docs/performance.md, "Accuracy in 15 minutes").
 """
