@@ -259,5 +259,5 @@ def test_a_reader_lists_again_when_the_training_removed_all_it_listed(
 
     monkeypatch.setattr(Checkpoints, "restore", removed_meanwhile)
     predictor = Predictor.load(run)  # not "no checkpoint yet": 60 is there
-    assert predictor.step == 2 and steps(run) == [60]  # its record: after epoch 2
+    assert predictor.epochs == 2 and steps(run) == [60]  # its record: after epoch 2
     assert not (run / DAMAGED_DIR).exists()  # removal is not damage

@@ -117,8 +117,8 @@ def test_training_stops_when_patience_runs_out_and_keeps_the_best(stopped):
     assert steps == sorted({best_step, rows[-1]["step"]})
     assert checkpoints.best_step() == best_step
     checkpoints.close()
-    assert Predictor.load(root / "run").step == best_epoch
-    assert Predictor.load(root / "run", "newest").step == len(rows)
+    assert Predictor.load(root / "run").epochs == best_epoch
+    assert Predictor.load(root / "run", "newest").epochs == len(rows)
 
 
 def test_a_rerun_of_a_stopped_run_trains_nothing_more(stopped, capfd):

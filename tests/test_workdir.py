@@ -182,7 +182,7 @@ def test_a_reader_skips_damage_and_moves_nothing(trained, tmp_path, monkeypatch,
     before = tree_digest(run)
     monkeypatch.chdir(run.parent)
     predictor = Predictor.load(Path("run"))  # relative
-    assert predictor.step == 1  # checkpoint 24: the end of epoch 1
+    assert predictor.epochs == 1  # checkpoint 24: the end of epoch 1
     assert tree_digest(run) == before and not (run / DAMAGED_DIR).exists()
     [line] = [line for line in capsys.readouterr().err.splitlines() if "Checkpoint" in line]
     assert "48 is damaged" in line and "left as it is" in line
@@ -217,7 +217,7 @@ def test_predict_in_a_loop_beside_a_training_that_saves_often(dataset, tmp_path)
     loaded = []
     while process.poll() is None:
         try:
-            loaded.append(Predictor.load(workdir).step)
+            loaded.append(Predictor.load(workdir).epochs)
         except CheckpointError as e:  # the first one's folder is there before it is finalized
             if loaded or "no checkpoint yet" not in str(e):
                 raise

@@ -105,7 +105,7 @@ def start_from(state: Any, source: Any, trainer: Any, where: str) -> tuple[Any, 
         params=params, model_state=model_state, opt_state=trainer.optimizer.init(params)
     )
     loaded, skipped = loaded + loaded_state, skipped + skipped_state
-    line = f"init_from {where} (epoch {source.step}): loaded {len(loaded)} arrays"
+    line = f"init_from {where} (epoch {source.epochs}): loaded {len(loaded)} arrays"
     if skipped:
         line += f"; initialised afresh {len(skipped)}: " + "; ".join(skipped)
     return trainer.replicate(state), line
